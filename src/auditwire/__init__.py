@@ -1,0 +1,68 @@
+"""auditwire: security and audit logs for Python web applications.
+
+The core names only; integrations live in their own modules (``auditwire.stores.elasticsearch``
+and, with their extras, the middleware and logging modules), so importing this package needs no
+optional dependency.
+"""
+
+from __future__ import annotations
+
+from auditwire.audit_log import AuditLog
+from auditwire.catalog import EventCatalog, EventDefinition, render_template
+from auditwire.ecs import from_ecs, to_ecs
+from auditwire.errors import (
+    AuditwireError,
+    BulkWriteError,
+    InvalidQueryError,
+    InvalidRecordError,
+    MissingDependencyError,
+    RecordNotFoundError,
+    StoreError,
+    UnknownActionError,
+)
+from auditwire.query import AuditQuery
+from auditwire.record import (
+    Actor,
+    AuditRecord,
+    DeviceInfo,
+    Outcome,
+    RequestInfo,
+    Target,
+    TraceInfo,
+)
+from auditwire.redaction import Redactor, mask_secret
+from auditwire.schema import record_schema
+from auditwire.stores import SQLiteStore, open_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Actor",
+    "AuditLog",
+    "AuditQuery",
+    "AuditRecord",
+    "AuditwireError",
+    "BulkWriteError",
+    "DeviceInfo",
+    "EventCatalog",
+    "EventDefinition",
+    "InvalidQueryError",
+    "InvalidRecordError",
+    "MissingDependencyError",
+    "Outcome",
+    "RecordNotFoundError",
+    "Redactor",
+    "RequestInfo",
+    "SQLiteStore",
+    "StoreError",
+    "Target",
+    "TraceInfo",
+    "UnknownActionError",
+    "__version__",
+    "from_ecs",
+    "mask_secret",
+    "open_store",
+    "record_schema",
+    "render_template",
+    "to_ecs",
+]

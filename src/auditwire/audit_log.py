@@ -1,0 +1,190 @@
+"""The explicit API: ``AuditLog.record(...)``, ``search(...)``, ``get(id)``.
+
+For events that are not one HTTP request (background jobs, CLI actions) and as the one place
+where the middleware and the logging integrations hand their records over. ``record`` builds
+and validates the whole record before any store sees it: an invalid call raises and writes
+nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from auditwire.catalog import EventCatalog
+from auditwire.errors import InvalidQueryError, InvalidRecordError, StoreError
+from auditwire.query import AuditQuery
+from auditwire.record import (
+    Actor,
+    AuditRecord,
+    DeviceInfo,
+    Outcome,
+    RequestInfo,
+    Target,
+    TraceInfo,
+)
+from auditwire.redaction import Redactor
+from auditwire.stores import DEFAULT_URL, Sink, Store, open_store
+
+#: Environment variable naming the default store when none is passed.
+STORE_ENV = "AUDITWIRE_STORE"
+
+
+def _actor(actor: Actor | Mapping[str, Any] | None) -> Actor:
+    if actor is None:
+        return Actor.system()
+    return actor if isinstance(actor, Actor) else Actor.from_api(actor)
+
+
+def _target(target: Target | Mapping[str, Any] | None) -> Target | None:
+    if target is None or isinstance(target, Target):
+        return target
+    return Target.from_api(target)
+
+
+class AuditLog:
+    """Records audit events into a store and reads them back.
+
+    ``store`` is a store object or a URL (see :func:`auditwire.stores.open_store`); without one,
+    ``$AUDITWIRE_STORE`` or the embedded SQLite file ``auditwire.db`` is used. ``strict`` makes
+    unknown actions an error; ``secret_keys``/``hidden_keys`` extend the metadata keys that
+    are masked (to the last four characters) or hidden entirely.
+    """
+
+    def __init__(
+        self,
+        store: Sink | str | None = None,
+        *,
+        catalog: EventCatalog | None = None,
+        strict: bool = False,
+        tenant: str | None = None,
+        secret_keys: Iterable[str] = (),
+        hidden_keys: Iterable[str] = (),
+    ) -> None:
+        if catalog is not None and strict and not catalog.strict:
+            raise ValueError(
+                "strict=True with a lenient catalog: make it EventCatalog(strict=True)"
+            )
+        self.catalog = catalog if catalog is not None else EventCatalog.default(strict=strict)
+        if store is None:
+            store = os.environ.get(STORE_ENV) or DEFAULT_URL
+        self.store: Sink = (
+            open_store(store, catalog=self.catalog) if isinstance(store, str) else store
+        )
+        if not isinstance(self.store, Sink):
+            raise TypeError(f"store must be a Sink or a URL, not {type(store).__name__}")
+        self.tenant = tenant
+        self._redactor = Redactor(secret_keys=secret_keys, hidden_keys=hidden_keys)
+
+    def __repr__(self) -> str:
+        return f"AuditLog(store={self.store!r})"
+
+    def build(
+        self,
+        action: str,
+        *,
+        actor: Actor | Mapping[str, Any] | None = None,
+        target: Target | Mapping[str, Any] | None = None,
+        outcome: Outcome = "success",
+        metadata: Mapping[str, Any] | None = None,
+        category: str | None = None,
+        ip_address: str | None = None,
+        user_agent: str | None = None,
+        tenant: str | None = None,
+        timestamp: datetime | None = None,
+        message: str | None = None,
+        request: RequestInfo | None = None,
+        trace: TraceInfo | None = None,
+        device: DeviceInfo | None = None,
+    ) -> AuditRecord:
+        """A validated record with the catalog's category and rendered message, not stored."""
+        if not isinstance(action, str) or not action:
+            raise InvalidRecordError("action", "is required")
+        event = self.catalog.resolve(action)
+        if event is not None and category is not None and category != event.category:
+            raise InvalidRecordError(
+                "category",
+                f"{category!r} contradicts the catalog, which files {action!r} under "
+                f"{event.category!r}",
+            )
+        category = event.category if event is not None else category
+        if category is None:
+            raise InvalidRecordError(
+                "category", f"is required for {action!r}, which is not in the event catalog"
+            )
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidRecordError(
+                "metadata", f"must be a mapping, not {type(metadata).__name__}"
+            )
+        extra: dict[str, Any] = {}
+        if timestamp is not None:
+            extra["timestamp"] = timestamp
+        record = AuditRecord(
+            action=action,
+            category=category,
+            actor=_actor(actor),
+            target=_target(target),
+            outcome=outcome,
+            ip_address=ip_address,
+            user_agent=user_agent,
+            metadata=self._redactor.redact(metadata or {}),
+            message=message,
+            tenant=tenant if tenant is not None else self.tenant,
+            request=request,
+            trace=trace,
+            device=device,
+            **extra,
+        )
+        if message is None and event is not None:
+            record = record.with_changes(message=event.render(record))
+        return record
+
+    def record(self, action: str, **fields: Any) -> AuditRecord:
+        """Build, validate and store one record; returns it (with its id).
+
+        Takes the keyword arguments of :meth:`build`.
+        """
+        record = self.build(action, **fields)
+        self.store.write([record])
+        return record
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        """Store records built elsewhere (by :meth:`build`, middleware or a log processor)."""
+        for record in records:
+            if not isinstance(record, AuditRecord):
+                raise TypeError(f"expected AuditRecord, got {type(record).__name__}")
+        self.store.write(records)
+
+    def _readable(self) -> Store:
+        if not isinstance(self.store, Store):
+            raise StoreError(f"{self.store!r} is write-only; search needs a readable store")
+        return self.store
+
+    def search(self, query: AuditQuery | None = None, /, **filters: Any) -> list[AuditRecord]:
+        """Records matching a query (or the :class:`AuditQuery` fields as keywords), newest
+        first. ``tenant`` defaults to this log's tenant, so a tenant-bound log never reads
+        another tenant's records."""
+        if query is None:
+            if self.tenant is not None:
+                filters.setdefault("tenant", self.tenant)
+            query = AuditQuery(**filters)
+        elif filters:
+            raise TypeError("pass either an AuditQuery or keyword filters, not both")
+        elif self.tenant is not None and query.tenant != self.tenant:
+            raise InvalidQueryError("tenant", "a tenant-bound log reads only its own tenant")
+        return self._readable().search(query)
+
+    def get(self, record_id: str) -> AuditRecord:
+        """One record by id (:class:`~auditwire.errors.RecordNotFoundError` when absent)."""
+        return self._readable().get(record_id, tenant=self.tenant)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

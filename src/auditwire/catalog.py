@@ -1,0 +1,411 @@
+"""The event catalog: which actions exist, their category, message template and ECS class.
+
+auditwire ships every event of the two product pages it models — the billing product's
+*Security logs* (``user.invited``, ``api_key.rotated``...; its "log types" are our categories)
+and the identity product's *Audit logs* (five categories, ``login_failed``...) — and an
+application registers its own. A strict catalog refuses unknown actions; a lenient one (the
+default) accepts them with the category the caller gives.
+
+Templates use the billing product's ``{{variable}}`` syntax. A variable is looked up in the
+record's metadata first (``{{role.name}}`` reads ``metadata["role"]["name"]``), then in the record
+(``{{actor.email}}``, ``{{target.name}}``, ``{{tenant}}``), then through a few aliases that give
+the product's own names their meaning: ``{{email}}`` is the actor's email, ``{{emailInvitee}}``
+the target's, ``{{***1337}}`` the masked API key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from auditwire.errors import InvalidRecordError, UnknownActionError
+from auditwire.redaction import mask_secret
+
+if TYPE_CHECKING:
+    from auditwire.record import AuditRecord
+
+#: Rendered in place of a variable the record does not carry: a record is never refused
+#: because its message cannot be completed.
+MISSING = "(unknown)"
+_VARIABLE = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
+
+#: Alias → the record paths tried in order.
+ALIASES: Mapping[str, tuple[str, ...]] = {
+    "email": ("actor.email", "actor.name", "actor.id"),
+    "actor": ("actor.email", "actor.name", "actor.id", "actor.type"),
+    "emailInvitor": ("actor.email", "actor.name", "actor.id"),
+    "emailInvitee": ("target.email", "target.name", "target.id"),
+    "target": ("target.email", "target.name", "target.id"),
+    "apiKeyName": ("target.name",),
+    "url": ("target.name", "target.id"),
+    "role_code": ("target.id", "target.name"),
+    "***1337": ("apiKey", "api_key", "target.id"),
+}
+_MASKED_ALIASES = frozenset({"***1337"})
+
+
+@dataclass(frozen=True, slots=True)
+class EventDefinition:
+    """One known action.
+
+    ``ecs_category`` and ``ecs_type`` classify the event for ECS consumers (``event.category``,
+    ``event.type``); ``sensitive`` marks security-sensitive changes for dashboards and alerts.
+    """
+
+    action: str
+    category: str
+    template: str
+    ecs_category: tuple[str, ...] = ("iam",)
+    ecs_type: tuple[str, ...] = ("info",)
+    description: str = ""
+    sensitive: bool = False
+    variables: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "variables", tuple(_VARIABLE.findall(self.template)))
+
+    def render(self, record: AuditRecord) -> str:
+        return render_template(self.template, record)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "category": self.category,
+            "template": self.template,
+            "variables": list(self.variables),
+            "ecs": {"category": list(self.ecs_category), "type": list(self.ecs_type)},
+            "sensitive": self.sensitive,
+            "description": self.description,
+        }
+
+
+def _lookup(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, Mapping) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def _context(record: AuditRecord) -> dict[str, Any]:
+    return {
+        "actor": record.actor.to_api(),
+        "target": record.target.to_api() if record.target else {},
+        "tenant": record.tenant,
+        "ipAddress": record.ip_address,
+        "action": record.action,
+        "category": record.category,
+        "outcome": record.outcome,
+    }
+
+
+def render_template(template: str, record: AuditRecord) -> str:
+    """Fill ``{{variables}}`` from the record; see the module docstring for the lookup order."""
+    context = _context(record)
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        candidates: list[Any] = [_lookup(record.metadata, name), _lookup(context, name)]
+        for path in ALIASES.get(name, ()):
+            candidates += [_lookup(record.metadata, path), _lookup(context, path)]
+        # Only scalars render: ``{{actor}}`` must reach its alias, not print the actor object.
+        found = next((c for c in candidates if isinstance(c, (str, int, float)) and c != ""), None)
+        if found is None:
+            return MISSING
+        text = str(found)
+        return mask_secret(text) if name in _MASKED_ALIASES else text
+
+    return _VARIABLE.sub(value, template)
+
+
+def _events(
+    category: str,
+    ecs_category: str,
+    rows: Iterable[tuple[str, str, tuple[str, ...]]],
+    *,
+    sensitive: bool = False,
+    override_ecs: Mapping[str, str] | None = None,
+) -> list[EventDefinition]:
+    return [
+        EventDefinition(
+            action=action,
+            category=category,
+            template=template,
+            ecs_category=((override_ecs or {}).get(action, ecs_category),),
+            ecs_type=ecs_type,
+            sensitive=sensitive,
+        )
+        for action, template, ecs_type in rows
+    ]
+
+
+_USER, _CREATE, _CHANGE, _DELETE = ("user",), ("creation",), ("change",), ("deletion",)
+
+#: The billing product's Security logs, every event key with its message template.
+SECURITY_LOG_EVENTS: tuple[EventDefinition, ...] = (
+    *_events(
+        "user",
+        "iam",
+        [
+            ("user.signed_up", "{{email}} joined", ("user", "creation")),
+            (
+                "user.new_device_logged_in",
+                "{{email}} successfully logged in using a new device",
+                ("start",),
+            ),
+            ("user.deleted", "{{email}} deleted", ("user", "deletion")),
+            ("user.invited", "{{emailInvitee}} was invited by {{emailInvitor}}", _USER + _CREATE),
+            # The page's "{{email}}'s role was edited to {{role.name}} by {{email}}" uses one
+            # name for two people; the first is the member edited, the second the editor.
+            (
+                "user.role_edited",
+                "{{target.email}}'s role was edited to {{role.name}} by {{actor.email}}",
+                _USER + _CHANGE,
+            ),
+            (
+                "user.password_reset_requested",
+                "{{email}} requested to change password",
+                _USER + _CHANGE,
+            ),
+            ("user.password_edited", "{{email}} password edited", _USER + _CHANGE),
+        ],
+        sensitive=True,
+        override_ecs={"user.new_device_logged_in": "authentication"},
+    ),
+    *_events(
+        "role",
+        "iam",
+        [
+            ("role.created", "{{email}} added a new role {{role_code}}", ("group", "creation")),
+            ("role.updated", "{{email}} updated the role {{role_code}}", ("group", "change")),
+            ("role.deleted", "{{email}} deleted the role {{role_code}}", ("group", "deletion")),
+        ],
+        sensitive=True,
+    ),
+    *_events(
+        "api_key",
+        "iam",
+        [
+            (
+                "api_key.created",
+                "An API key {{apiKeyName}} ending with {{***1337}} was created",
+                _CREATE,
+            ),
+            (
+                "api_key.updated",
+                "The API key {{apiKeyName}} ending with {{***1337}} was updated",
+                _CHANGE,
+            ),
+            (
+                "api_key.deleted",
+                "The API key {{apiKeyName}} ending with {{***1337}} was deleted",
+                _DELETE,
+            ),
+            (
+                "api_key.rotated",
+                "The API key {{apiKeyName}} ending with {{***1337}} was rotated",
+                _CHANGE,
+            ),
+        ],
+        sensitive=True,
+    ),
+    *_events(
+        "webhook_endpoint",
+        "configuration",
+        [
+            ("webhook_endpoint.created", "A new webhook endpoint {{url}} was created", _CREATE),
+            ("webhook_endpoint.updated", "A webhook endpoint {{url}} was updated", _CHANGE),
+            ("webhook_endpoint.deleted", "A webhook endpoint {{url}} was deleted", _DELETE),
+        ],
+        sensitive=True,
+    ),
+    *_events("export", "database", [("export.created", "{{email}} exported data", ("access",))]),
+    *_events(
+        "integration",
+        "configuration",
+        [
+            (
+                "integration.created",
+                "{{email}} created a new {{integration.name}} integration",
+                _CREATE,
+            ),
+            (
+                "integration.updated",
+                "{{email}} updated the {{integration.name}} integration",
+                _CHANGE,
+            ),
+            (
+                "integration.deleted",
+                "{{email}} deleted the {{integration.name}} integration",
+                _DELETE,
+            ),
+        ],
+    ),
+    *_events(
+        "billing_entity",
+        "configuration",
+        [
+            (
+                "billing_entity.created",
+                "{{email}} created a new billing entity {{billingEntity.name}}",
+                _CREATE,
+            ),
+            (
+                "billing_entity.updated",
+                "{{email}} updated the billing entity {{billingEntity.name}}",
+                _CHANGE,
+            ),
+        ],
+    ),
+)
+
+#: The identity product's Audit logs: five categories and their actions. The page gives no
+#: message templates, so these are auditwire's own.
+AUDIT_LOG_EVENTS: tuple[EventDefinition, ...] = (
+    *_events(
+        "authentication",
+        "authentication",
+        [
+            ("login", "{{actor}} logged in", ("start",)),
+            ("logout", "{{actor}} logged out", ("end",)),
+            ("login_failed", "Failed login for {{actor}}", ("start",)),
+            ("mfa_verified", "{{actor}} verified a second factor", ("info",)),
+            ("password_reset", "{{actor}} reset the password of {{target}}", ("info",)),
+        ],
+        sensitive=True,
+    ),
+    *_events(
+        "authorization",
+        "iam",
+        [
+            ("permission_check", "Permission {{permission}} checked for {{actor}}", ("access",)),
+            ("access_denied", "{{actor}} was denied access to {{target}}", ("denied",)),
+            ("role_assigned", "{{actor}} assigned role {{role}} to {{target}}", _USER + _CHANGE),
+        ],
+        sensitive=True,
+        override_ecs={"permission_check": "api", "access_denied": "api"},
+    ),
+    *_events(
+        "user_management",
+        "iam",
+        [
+            ("user_created", "{{actor}} created user {{target}}", _USER + _CREATE),
+            ("user_updated", "{{actor}} updated user {{target}}", _USER + _CHANGE),
+            ("user_deleted", "{{actor}} deleted user {{target}}", _USER + _DELETE),
+            ("user_blocked", "{{actor}} blocked user {{target}}", _USER + _CHANGE),
+        ],
+        sensitive=True,
+    ),
+    *_events(
+        "token_management",
+        "iam",
+        [
+            ("token_issued", "A token was issued to {{target}} by {{actor}}", _CREATE),
+            ("token_revoked", "A token of {{target}} was revoked by {{actor}}", _DELETE),
+            ("token_refreshed", "A token of {{target}} was refreshed", _CHANGE),
+        ],
+        sensitive=True,
+    ),
+    *_events(
+        "configuration",
+        "configuration",
+        [
+            ("settings_changed", "{{actor}} changed settings", _CHANGE),
+            ("webhook_created", "{{actor}} created webhook {{target}}", _CREATE),
+            ("policy_updated", "{{actor}} updated policy {{target}}", _CHANGE),
+        ],
+        sensitive=True,
+    ),
+)
+#: auditwire's own events (reading the log is itself audited).
+AUDITWIRE_EVENTS: tuple[EventDefinition, ...] = (
+    EventDefinition(
+        action="audit_log.read",
+        category="audit_log",
+        template="{{actor}} read the audit log",
+        ecs_category=("database",),
+        ecs_type=("access",),
+        sensitive=True,
+    ),
+)
+
+
+class EventCatalog:
+    """The known actions of an application.
+
+    ``strict=True`` refuses actions that were never registered (typos then fail in tests, not
+    in an audit review); the default accepts them, with the category the caller passes.
+    """
+
+    __slots__ = ("_events", "strict")
+
+    def __init__(self, events: Iterable[EventDefinition] = (), *, strict: bool = False) -> None:
+        self.strict = strict
+        self._events: dict[str, EventDefinition] = {}
+        for event in events:
+            self.register(event)
+
+    @classmethod
+    def default(cls, *, strict: bool = False) -> EventCatalog:
+        """Every event of both product pages plus auditwire's own."""
+        return cls((*SECURITY_LOG_EVENTS, *AUDIT_LOG_EVENTS, *AUDITWIRE_EVENTS), strict=strict)
+
+    def register(
+        self,
+        event: EventDefinition | str,
+        *,
+        category: str | None = None,
+        template: str | None = None,
+        ecs_category: Iterable[str] = ("iam",),
+        ecs_type: Iterable[str] = ("info",),
+        sensitive: bool = False,
+        replace: bool = False,
+    ) -> EventDefinition:
+        """Add an event; pass a definition, or an action name with its category and template."""
+        from auditwire.record import _name  # the same name rules as records
+
+        if isinstance(event, str):
+            if category is None:
+                raise InvalidRecordError("category", f"is required to register {event!r}")
+            event = EventDefinition(
+                action=event,
+                category=category,
+                template=template if template is not None else event,
+                ecs_category=tuple(ecs_category),
+                ecs_type=tuple(ecs_type),
+                sensitive=sensitive,
+            )
+        _name("action", event.action)
+        _name("category", event.category)
+        if event.action in self._events and not replace:
+            raise ValueError(f"action {event.action!r} is already registered (pass replace=True)")
+        self._events[event.action] = event
+        return event
+
+    def get(self, action: str) -> EventDefinition | None:
+        return self._events.get(action)
+
+    def resolve(self, action: str) -> EventDefinition | None:
+        """The definition of ``action``; ``None`` when unknown and lenient, an error when strict."""
+        event = self._events.get(action)
+        if event is None and self.strict:
+            raise UnknownActionError(action)
+        return event
+
+    @property
+    def categories(self) -> list[str]:
+        return sorted({e.category for e in self._events.values()})
+
+    def __contains__(self, action: object) -> bool:
+        return action in self._events
+
+    def __iter__(self) -> Iterator[EventDefinition]:
+        return iter(self._events.values())
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [e.to_json() for e in self]

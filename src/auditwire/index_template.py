@@ -1,0 +1,140 @@
+"""The index template that owns every field of an audit document.
+
+Kept free of any client import: the template is data (a plain dict) that tests compare with
+ECS's field list, that ``auditwire setup`` installs, and that users can print and install with
+their own tooling. The mapping is ``dynamic: strict``: a document field without a mapping is
+refused loudly instead of being guessed at, so dashboards and queries can rely on the types.
+
+Write targets are time partitions named by the record's own timestamp
+(``auditwire-events-2024.01``), not by the time of writing. A retried write therefore lands in
+the same index and its ``create`` with the record id is refused as a duplicate: exactly-once
+without a lookup. One read pattern
+(``auditwire-events-*``) covers every partition.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from auditwire.ecs import SCHEMA_VERSION
+
+Partitioning = Literal["day", "month", "year"]
+DEFAULT_PREFIX = "auditwire-events"
+_FORMATS = {"day": "%Y.%m.%d", "month": "%Y.%m", "year": "%Y"}
+
+#: Field types that need an Elasticsearch module a minimal distribution may lack, and the core
+#: type that replaces each one there. Queries behave the same on both.
+TYPE_FALLBACKS = {"match_only_text": "text", "wildcard": "keyword"}
+
+_K = {"type": "keyword", "ignore_above": 1024}
+
+
+def _keywords(*names: str) -> dict[str, Any]:
+    return {name: dict(_K) for name in names}
+
+
+def mappings() -> dict[str, Any]:
+    """The mapping of an audit document (see :func:`auditwire.ecs.to_ecs`)."""
+    return {
+        "dynamic": "strict",
+        "_meta": {"auditwire_schema_version": SCHEMA_VERSION},
+        "properties": {
+            "@timestamp": {"type": "date"},
+            "message": {"type": "match_only_text"},
+            "event": {
+                "properties": {
+                    **_keywords(
+                        "id", "kind", "module", "dataset", "action", "category", "type", "outcome"
+                    ),
+                    "duration": {"type": "long"},
+                }
+            },
+            "user": {
+                "properties": {
+                    **_keywords("id", "email", "name"),
+                    "target": {"properties": _keywords("id", "email", "name")},
+                }
+            },
+            "source": {"properties": {"ip": {"type": "ip"}}},
+            "client": {"properties": {"ip": {"type": "ip"}}},
+            "user_agent": {
+                "properties": {
+                    "original": {**_K, "fields": {"text": {"type": "match_only_text"}}},
+                    **_keywords("name", "version"),
+                    "os": {"properties": _keywords("name", "version")},
+                    "device": {"properties": _keywords("name")},
+                }
+            },
+            "device": {"properties": _keywords("id")},
+            "http": {
+                "properties": {
+                    "request": {"properties": _keywords("id", "method")},
+                    "response": {"properties": {"status_code": {"type": "long"}}},
+                }
+            },
+            "url": {"properties": {"path": {"type": "wildcard"}}},
+            "trace": {"properties": _keywords("id")},
+            "span": {"properties": _keywords("id")},
+            "organization": {"properties": _keywords("id")},
+            "related": {"properties": {"ip": {"type": "ip"}, "user": dict(_K)}},
+            "auditwire": {
+                "properties": {
+                    "schema_version": {"type": "integer"},
+                    **_keywords("category", "outcome"),
+                    "actor": {"properties": _keywords("type")},
+                    "target": {"properties": _keywords("type", "id", "email", "name")},
+                    "metadata": {"type": "flattened", "ignore_above": 1024},
+                    "request": {"properties": {"route": dict(_K), "peer_ip": {"type": "ip"}}},
+                }
+            },
+        },
+    }
+
+
+def substitute_types(mapping: Any, unsupported: set[str]) -> Any:
+    """A copy of ``mapping`` with each unsupported field type replaced by its fallback."""
+    if isinstance(mapping, dict):
+        out = {key: substitute_types(value, unsupported) for key, value in mapping.items()}
+        if isinstance(out.get("type"), str) and out["type"] in unsupported:
+            out["type"] = TYPE_FALLBACKS[out["type"]]
+        return out
+    return mapping
+
+
+def index_template(
+    prefix: str = DEFAULT_PREFIX,
+    *,
+    shards: int = 1,
+    replicas: str | int = "0-1",
+    unsupported_types: set[str] | frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """The body of ``PUT _index_template/<prefix>``.
+
+    ``replicas`` accepts a count or an ``auto_expand_replicas`` range; the default ``"0-1"``
+    keeps a single-node cluster green and adds a replica as soon as a second node joins.
+    """
+    replica_settings: dict[str, Any] = (
+        {"auto_expand_replicas": replicas}
+        if isinstance(replicas, str)
+        else {"number_of_replicas": replicas}
+    )
+    return {
+        "index_patterns": [read_pattern(prefix)],
+        "priority": 200,
+        "_meta": {"managed_by": "auditwire", "schema_version": SCHEMA_VERSION},
+        "template": {
+            "settings": {"index": {"number_of_shards": shards, **replica_settings}},
+            "mappings": substitute_types(mappings(), set(unsupported_types)),
+        },
+    }
+
+
+def read_pattern(prefix: str = DEFAULT_PREFIX) -> str:
+    """The index pattern that covers every partition (for searches and Kibana data views)."""
+    return f"{prefix}-*"
+
+
+def write_index(prefix: str, timestamp: datetime, partitioning: Partitioning = "month") -> str:
+    """The partition a record with this timestamp is written to."""
+    return f"{prefix}-{timestamp.strftime(_FORMATS[partitioning])}"

@@ -1,0 +1,43 @@
+"""Stores (readable) and sinks (write-only), and :func:`open_store` to pick one by URL.
+
+Modules with an optional dependency import it only when an instance is made, so
+``import auditwire`` needs nothing beyond the standard library.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from auditwire.stores.base import Sink, Store
+from auditwire.stores.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from auditwire.catalog import EventCatalog
+
+DEFAULT_URL = "sqlite:///auditwire.db"
+
+
+def open_store(url: str, *, catalog: EventCatalog | None = None) -> Sink:
+    """A store or sink for ``url``.
+
+    - ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:``
+    - ``http://host:9200`` or ``https://...`` — Elasticsearch
+    - ``jsonl:///path/to/file.jsonl`` or ``jsonl:-`` (stdout) — JSON lines, write-only
+    """
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(url[len("sqlite:///") :] or ":memory:")
+    if url.startswith(("http://", "https://")):
+        from auditwire.stores.elasticsearch import ElasticsearchStore
+
+        return ElasticsearchStore(url, catalog=catalog)
+    if url == "jsonl:-" or url.startswith("jsonl:///"):
+        from auditwire.stores.jsonl import JsonLinesSink
+
+        return JsonLinesSink("-" if url == "jsonl:-" else Path(url[len("jsonl:///") :]))
+    raise ValueError(
+        f"unsupported store URL {url!r}: use sqlite:///path, http(s)://host:port or jsonl:///path"
+    )
+
+
+__all__ = ["DEFAULT_URL", "SQLiteStore", "Sink", "Store", "open_store"]

@@ -1,0 +1,199 @@
+"""Records in Elasticsearch, as ECS documents, through the official client.
+
+Writes are ``create`` operations with the record id as ``_id`` into the partition named by the
+record's timestamp, so writing a record again is refused as a duplicate (409) and counted as
+done: a retry never duplicates. Reads go through one pattern over all partitions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from auditwire.catalog import EventCatalog
+from auditwire.ecs import from_ecs, to_ecs
+from auditwire.errors import BulkWriteError, MissingDependencyError, RecordNotFoundError
+from auditwire.index_template import (
+    DEFAULT_PREFIX,
+    TYPE_FALLBACKS,
+    Partitioning,
+    index_template,
+    read_pattern,
+    write_index,
+)
+from auditwire.query import AuditQuery, to_elasticsearch
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+    from auditwire.record import AuditRecord
+
+_UNKNOWN_TYPE = re.compile(r"mapper type \[(\w+)\]|No handler for type \[(\w+)\]")
+
+
+def _client(client: Elasticsearch | str) -> Elasticsearch:
+    try:
+        from elasticsearch import Elasticsearch
+    except ImportError:
+        raise MissingDependencyError("ElasticsearchStore", "elasticsearch") from None
+    if isinstance(client, str):
+        return Elasticsearch(client)
+    return client
+
+
+@dataclass(frozen=True, slots=True)
+class SetupResult:
+    """What :meth:`ElasticsearchStore.setup` installed, and which types the cluster lacked."""
+
+    template: str
+    read_pattern: str
+    substituted_types: dict[str, str] = field(default_factory=dict)
+
+
+class ElasticsearchStore:
+    """Audit records in Elasticsearch 8 or 9.
+
+    ``client`` is an ``elasticsearch.Elasticsearch`` or a URL. ``refresh`` is passed to bulk
+    writes (``"wait_for"`` makes a write visible to the next search; tests use it, production
+    usually should not).
+    """
+
+    def __init__(
+        self,
+        client: Elasticsearch | str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        partitioning: Partitioning = "month",
+        catalog: EventCatalog | None = None,
+        refresh: bool | str = False,
+    ) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_\-]*", prefix):
+            raise ValueError(
+                f"prefix {prefix!r} is not a valid index name prefix (lowercase, digits, _ -)"
+            )
+        self._owns_client = isinstance(client, str)
+        self.client = _client(client)
+        self.prefix = prefix
+        self.partitioning: Partitioning = partitioning
+        self.catalog = catalog if catalog is not None else EventCatalog.default()
+        self.refresh = refresh
+        self.read_pattern = read_pattern(prefix)
+
+    def __repr__(self) -> str:
+        return f"ElasticsearchStore(prefix={self.prefix!r})"
+
+    def setup(self, *, replicas: str | int = "0-1") -> SetupResult:
+        """Install (or update) the index template.
+
+        Field types that the cluster does not have (a minimal distribution lacks the modules of
+        ``match_only_text`` and ``wildcard``) are detected from its answer and replaced by their
+        core equivalents; the result says which.
+        """
+        from elasticsearch import BadRequestError
+
+        unsupported: set[str] = set()
+        while True:
+            body = index_template(self.prefix, replicas=replicas, unsupported_types=unsupported)
+            try:
+                self.client.indices.put_index_template(name=self.prefix, **body)
+            except BadRequestError as exc:
+                missing = {
+                    name
+                    for match in _UNKNOWN_TYPE.finditer(str(exc.body))
+                    for name in match.groups()
+                    if name in TYPE_FALLBACKS and name not in unsupported
+                }
+                if not missing:
+                    raise
+                unsupported |= missing
+                continue
+            return SetupResult(
+                template=self.prefix,
+                read_pattern=self.read_pattern,
+                substituted_types={t: TYPE_FALLBACKS[t] for t in sorted(unsupported)},
+            )
+
+    def actions(self, records: Sequence[AuditRecord]) -> list[dict[str, Any]]:
+        """The ``_bulk`` actions that write ``records`` (used by the delivery pipeline too)."""
+        return [
+            {
+                "_op_type": "create",
+                "_index": write_index(self.prefix, r.timestamp, self.partitioning),
+                "_id": r.id,
+                "_source": to_ecs(r, self.catalog),
+            }
+            for r in records
+        ]
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        """Write all records; duplicates count as written, any other refusal raises."""
+        if not records:
+            return
+        from elasticsearch import helpers
+
+        _, errors = helpers.bulk(
+            self.client,
+            self.actions(records),
+            raise_on_error=False,
+            raise_on_exception=True,
+            refresh=self.refresh,
+        )
+        refused = [
+            item
+            for item in errors  # type: ignore[union-attr]  # a list when raise_on_error=False
+            if item.get("create", {}).get("status") != 409
+        ]
+        if refused:
+            raise BulkWriteError("Elasticsearch refused audit records", refused)
+
+    def get(self, record_id: str, *, tenant: str | None = None) -> AuditRecord:
+        filters: list[dict[str, Any]] = [{"term": {"event.id": record_id}}]
+        if tenant is not None:
+            filters.append({"term": {"organization.id": tenant}})
+        response = self.client.search(
+            index=self.read_pattern,
+            query={"bool": {"filter": filters}},
+            size=1,
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
+        hits = response["hits"]["hits"]
+        if not hits:
+            raise RecordNotFoundError(record_id)
+        return from_ecs(hits[0]["_source"])
+
+    def search(self, query: AuditQuery) -> list[AuditRecord]:
+        body = to_elasticsearch(query)
+        response = self.client.search(
+            index=self.read_pattern, ignore_unavailable=True, allow_no_indices=True, **body
+        )
+        return [from_ecs(hit["_source"]) for hit in response["hits"]["hits"]]
+
+    def count(self, query: AuditQuery | None = None) -> int:
+        body = to_elasticsearch(query if query is not None else AuditQuery())
+        response = self.client.count(
+            index=self.read_pattern,
+            query=body["query"],
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
+        return int(response["count"])
+
+    def refresh_indices(self) -> None:
+        """Make every write so far visible to search (for tests and demos)."""
+        self.client.indices.refresh(
+            index=self.read_pattern, ignore_unavailable=True, allow_no_indices=True
+        )
+
+    def server_version(self) -> str:
+        """The version of the node answering (``GET /`` is missing from minimal builds)."""
+        nodes = self.client.nodes.info(node_id="_local", filter_path="nodes.*.version")
+        return str(next(iter(nodes["nodes"].values()))["version"])
+
+    def close(self) -> None:
+        """Close the client if this store created it from a URL; a passed client is the
+        caller's to close."""
+        if self._owns_client:
+            self.client.close()

@@ -1,0 +1,139 @@
+"""The embedded default store: SQLite, no server, append-only.
+
+Append-only is enforced by the database, not by this class: triggers abort every ``UPDATE`` and
+``DELETE`` on the records table, so no code path (ours, the application's or a DB shell) can
+rewrite history without first dropping the triggers. WAL mode lets readers work while the
+writer appends. Columns hold the filterable fields; the full record is kept as its API JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from auditwire.errors import RecordNotFoundError, StoreError
+from auditwire.query import SQL_ORDER, AuditQuery, to_sql
+from auditwire.record import AuditRecord, format_timestamp
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    timestamp TEXT NOT NULL,
+    action TEXT NOT NULL,
+    category TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor_id TEXT,
+    actor_email TEXT,
+    target_type TEXT,
+    target_id TEXT,
+    tenant TEXT,
+    ip_address TEXT,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (timestamp DESC, id DESC);
+CREATE INDEX IF NOT EXISTS audit_records_tenant_time
+    ON audit_records (tenant, timestamp DESC, id DESC);
+CREATE INDEX IF NOT EXISTS audit_records_action ON audit_records (action);
+CREATE INDEX IF NOT EXISTS audit_records_actor ON audit_records (actor_id);
+CREATE INDEX IF NOT EXISTS audit_records_target ON audit_records (target_id);
+CREATE TRIGGER IF NOT EXISTS audit_records_no_update BEFORE UPDATE ON audit_records
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS audit_records_no_delete BEFORE DELETE ON audit_records
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only: DELETE refused'); END;
+"""
+
+_COLUMNS = (
+    "id, timestamp, action, category, outcome, actor_type, actor_id, actor_email,"
+    " target_type, target_id, tenant, ip_address, record"
+)
+
+
+def _row(record: AuditRecord) -> tuple[str | None, ...]:
+    target = record.target
+    return (
+        record.id,
+        format_timestamp(record.timestamp),
+        record.action,
+        record.category,
+        record.outcome,
+        record.actor.type,
+        record.actor.id,
+        record.actor.email,
+        target.type if target else None,
+        target.id if target else None,
+        record.tenant,
+        record.ip_address,
+        json.dumps(record.to_api(), ensure_ascii=False, separators=(",", ":")),
+    )
+
+
+class SQLiteStore:
+    """Records in one SQLite file (or ``":memory:"``), safe to share between threads."""
+
+    def __init__(self, path: str | Path = "auditwire.db") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        with self._lock:
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        """Insert all records in one transaction; ids already stored are skipped."""
+        rows = [_row(r) for r in records]
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.executemany(
+                    f"INSERT OR IGNORE INTO audit_records ({_COLUMNS})"
+                    f" VALUES ({', '.join('?' * 13)})",
+                    rows,
+                )
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise StoreError(f"SQLite write to {self.path} failed: {exc}") from exc
+
+    def get(self, record_id: str, *, tenant: str | None = None) -> AuditRecord:
+        sql = "SELECT record FROM audit_records WHERE id = ?"
+        params: list[str] = [record_id]
+        if tenant is not None:
+            sql += " AND tenant = ?"
+            params.append(tenant)
+        with self._lock:
+            row = self._conn.execute(sql, params).fetchone()
+        if row is None:
+            raise RecordNotFoundError(record_id)
+        return AuditRecord.from_api(json.loads(row[0]))
+
+    def search(self, query: AuditQuery) -> list[AuditRecord]:
+        where, params = to_sql(query)
+        sql = f"SELECT record FROM audit_records {where} ORDER BY {SQL_ORDER} LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(sql, [*params, query.limit]).fetchall()
+        return [AuditRecord.from_api(json.loads(r[0])) for r in rows]
+
+    def count(self, query: AuditQuery | None = None) -> int:
+        where, params = to_sql(query) if query is not None else ("", [])
+        with self._lock:
+            (total,) = self._conn.execute(
+                f"SELECT COUNT(*) FROM audit_records {where}", params
+            ).fetchone()
+        return int(total)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

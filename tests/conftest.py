@@ -1,0 +1,94 @@
+"""Test-session plumbing: the real Elasticsearch, per-test index isolation, record factories.
+
+One engine serves the whole session (start-up costs ~30 s); each test gets its own index
+prefix, so tests never see each other's records. ``AUDITWIRE_ES_URL`` points the suite at an
+existing cluster instead. When ``CI`` is set, an engine that cannot be reached fails the run:
+integration tests never skip there.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from auditwire.stores.elasticsearch import ElasticsearchStore
+from tests.support.engine import Engine, EngineError
+
+_engine_info: dict[str, str] = {}
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def es_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of the session's Elasticsearch, started on first use."""
+    reporter = request.config.pluginmanager.getplugin("terminalreporter")
+    url = os.environ.get("AUDITWIRE_ES_URL")
+    engine: Engine | None = None
+    try:
+        if not url:
+            engine = Engine()
+            url = engine.start()
+        from elasticsearch import Elasticsearch
+
+        with Elasticsearch(url) as client:
+            version = ElasticsearchStore(client).server_version()
+    except (EngineError, OSError, ImportError) as exc:
+        if engine is not None:
+            engine.stop()
+        message = f"no Elasticsearch for integration tests: {exc}"
+        if _in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    _engine_info.update(version=version, url=url)
+    if reporter is not None:
+        reporter.write_line(f"\nElasticsearch {version} at {url}")
+    try:
+        yield url
+    finally:
+        if engine is not None:
+            engine.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _engine_info:
+        terminalreporter.write_line(
+            f"integration tests ran against Elasticsearch {_engine_info['version']}"
+        )
+
+
+@pytest.fixture
+def es_prefix() -> str:
+    """An index prefix of this test's own."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def es_store(es_url: str, es_prefix: str) -> Iterator[ElasticsearchStore]:
+    """A store over fresh indices, template installed, writes visible at once."""
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(es_url, request_timeout=30)
+    store = ElasticsearchStore(client, prefix=es_prefix, refresh="wait_for")
+    store.setup()
+    try:
+        yield store
+    finally:
+        client.indices.delete(
+            index=f"{es_prefix}-*", ignore_unavailable=True, allow_no_indices=True
+        )
+        client.indices.delete_index_template(name=es_prefix)
+        client.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the engine is an integration test (``-m 'not integration'`` skips
+    them all on a machine without Java)."""
+    for item in items:
+        if "es_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
