@@ -79,9 +79,10 @@ def es_store(es_url: str, es_prefix: str) -> Iterator[ElasticsearchStore]:
     try:
         yield store
     finally:
-        client.indices.delete(
-            index=f"{es_prefix}-*", ignore_unavailable=True, allow_no_indices=True
-        )
+        # By name: clusters may refuse wildcard deletes (action.destructive_requires_name).
+        names = list(client.indices.get(index=f"{es_prefix}-*", allow_no_indices=True).body)
+        if names:
+            client.indices.delete(index=",".join(names))
         client.indices.delete_index_template(name=es_prefix)
         client.close()
 

@@ -166,13 +166,13 @@ class AuditLog:
         """Records matching a query (or the :class:`AuditQuery` fields as keywords), newest
         first. ``tenant`` defaults to this log's tenant, so a tenant-bound log never reads
         another tenant's records."""
+        if query is not None and filters:
+            raise TypeError("pass either an AuditQuery or keyword filters, not both")
         if query is None:
             if self.tenant is not None:
                 filters.setdefault("tenant", self.tenant)
             query = AuditQuery(**filters)
-        elif filters:
-            raise TypeError("pass either an AuditQuery or keyword filters, not both")
-        elif self.tenant is not None and query.tenant != self.tenant:
+        if self.tenant is not None and query.tenant != self.tenant:
             raise InvalidQueryError("tenant", "a tenant-bound log reads only its own tenant")
         return self._readable().search(query)
 

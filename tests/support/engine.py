@@ -158,7 +158,6 @@ class Engine:
             "-E", f"path.data={data}",
             "-E", f"path.logs={logs}",
             "-E", "cluster.routing.allocation.disk.threshold_enabled=false",
-            "-E", "action.destructive_requires_name=false",
         ]  # fmt: skip
         if os.geteuid() == 0:
             user = _ensure_user()

@@ -1,0 +1,119 @@
+"""Record factories shared by the tests: hand-made examples and a Hypothesis strategy."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from hypothesis import strategies as st
+
+from auditwire import Actor, AuditRecord, DeviceInfo, RequestInfo, Target, TraceInfo
+
+T0 = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
+
+
+def full_record(**changes: Any) -> AuditRecord:
+    """A record with every part filled in."""
+    fields: dict[str, Any] = {
+        "action": "user_created",
+        "category": "user_management",
+        "actor": Actor(type="user", id="123", email="admin@example.com", name="Ada Admin"),
+        "target": Target(type="user", id="456", email="newuser@example.com"),
+        "outcome": "success",
+        "ip_address": "203.0.113.45",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/121.0",
+        "metadata": {"roles_assigned": ["developer"], "nested": {"n": 1.5, "ok": True}},
+        "timestamp": T0,
+        "message": "admin@example.com created user newuser@example.com",
+        "tenant": "acme-corp",
+        "request": RequestInfo(
+            id="req-1",
+            method="POST",
+            route="/t/{tenant}/users",
+            path="/t/acme-corp/users",
+            status=201,
+            duration_ms=12.345,
+            peer_ip="10.0.0.5",
+        ),
+        "trace": TraceInfo("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"),
+        "device": DeviceInfo(
+            id="dev-1", browser="Firefox", browser_version="121.0", os="Linux", device="Other"
+        ),
+    }
+    fields.update(changes)
+    return AuditRecord(**fields)
+
+
+_name = st.from_regex(r"[a-z][a-z0-9_.]{0,20}", fullmatch=True)
+_text = st.text(
+    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40
+)
+_opt_text = st.none() | _text
+_json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | _text
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_name, inner, max_size=3),
+    max_leaves=8,
+)
+_ip = st.none() | st.ip_addresses().map(str)
+_hex = st.sampled_from("0123456789abcdef")
+
+
+@st.composite
+def records(draw: st.DrawFn) -> AuditRecord:
+    """Arbitrary valid records, every optional part sometimes present, sometimes not."""
+    request = draw(
+        st.none()
+        | st.builds(
+            RequestInfo,
+            id=_opt_text,
+            method=st.none() | st.sampled_from(["GET", "POST", "DELETE"]),
+            route=_opt_text,
+            path=_opt_text,
+            status=st.none() | st.integers(100, 599),
+            duration_ms=st.none() | st.floats(0, 1e6, allow_nan=False).map(lambda f: round(f, 3)),
+            peer_ip=_ip,
+        )
+    )
+    trace = draw(
+        st.none()
+        | st.builds(
+            TraceInfo,
+            trace_id=st.text(_hex, min_size=32, max_size=32),
+            span_id=st.none() | st.text(_hex, min_size=16, max_size=16),
+        )
+    )
+    return AuditRecord(
+        action=draw(_name),
+        category=draw(_name),
+        actor=draw(
+            st.builds(
+                Actor,
+                type=st.sampled_from(["user", "agent", "system"]),
+                id=_opt_text,
+                email=_opt_text,
+                name=_opt_text,
+            )
+        ),
+        target=draw(
+            st.none() | st.builds(Target, type=_name, id=_opt_text, email=_opt_text, name=_opt_text)
+        ),
+        outcome=draw(st.sampled_from(["success", "failure", "error"])),
+        ip_address=draw(_ip),
+        user_agent=draw(_opt_text),
+        metadata=draw(st.dictionaries(_name, _json, max_size=4)),
+        timestamp=T0 + timedelta(microseconds=draw(st.integers(0, 10**13))),
+        message=draw(_opt_text),
+        tenant=draw(_opt_text),
+        request=request,
+        trace=trace,
+        device=draw(
+            st.none() | st.builds(DeviceInfo, id=_opt_text, browser=_opt_text, os=_opt_text)
+        ),
+    )

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from auditwire.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+OPTIONAL = [
+    "elasticsearch",
+    "elastic_transport",
+    "orjson",
+    "pythonjsonlogger",
+    "structlog",
+    "starlette",
+    "ua_parser",
+    "opentelemetry",
+    "httpx",
+]
+
+
+def run_without_optional_dependencies(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter where every optional dependency fails to import."""
+    blocker = textwrap.dedent(
+        f"""
+        import sys
+        BLOCKED = {OPTIONAL!r}
+        class Blocker:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ImportError(f"blocked optional dependency: {{name}}")
+                return None
+        sys.meta_path.insert(0, Blocker())
+        """
+    )
+    return subprocess.run(
+        [sys.executable, "-c", blocker + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_import_and_core_use_need_no_optional_dependency() -> None:
+    done = run_without_optional_dependencies(
+        """
+        import auditwire
+        log = auditwire.AuditLog("sqlite:///:memory:")
+        record = log.record("user.invited", actor={"email": "a@b.c"})
+        assert log.get(record.id) == record
+        loaded = sorted(m.split(".")[0] for m in sys.modules if m.split(".")[0] in BLOCKED)
+        assert not loaded, loaded
+        print("ok", len(auditwire.__all__))
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok")
+
+
+def test_a_missing_extra_fails_at_construction_with_an_install_hint() -> None:
+    done = run_without_optional_dependencies(
+        """
+        from auditwire import MissingDependencyError
+        from auditwire.stores.elasticsearch import ElasticsearchStore
+        from auditwire.stores.jsonl import JsonLinesSink
+        for build in (lambda: ElasticsearchStore("http://127.0.0.1:9"), JsonLinesSink):
+            try:
+                build()
+            except MissingDependencyError as exc:
+                print(exc)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "ElasticsearchStore needs an optional dependency: pip install 'auditwire[elasticsearch]'",
+        "JSON-lines output needs an optional dependency: pip install 'auditwire[jsonlogger]'",
+    ]
+
+
+def test_shipped_index_template_matches_the_code() -> None:
+    out = io.StringIO()
+    assert main(["template"], out=out) == 0
+    shipped = (ROOT / "integrations" / "elasticsearch" / "index-template.json").read_text()
+    assert json.loads(shipped) == json.loads(out.getvalue()), (
+        "regenerate with: auditwire template > integrations/elasticsearch/index-template.json"
+    )
+
+
+def test_the_schema_file_ships_inside_the_package() -> None:
+    import auditwire
+
+    schema = auditwire.record_schema()
+    assert schema["$id"] == "urn:auditwire:schema:audit-record:1"
+    assert set(schema["required"]) >= {"id", "action", "category", "actor", "outcome"}
