@@ -23,8 +23,8 @@ test: lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples bench
-	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/ruff check src tests examples $(wildcard bench)
+	$(BIN)/ruff format --check src tests examples $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
