@@ -45,9 +45,7 @@ def full_record(**changes: Any) -> AuditRecord:
 
 
 _name = st.from_regex(r"[a-z][a-z0-9_.]{0,20}", fullmatch=True)
-_text = st.text(
-    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40
-)
+_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
 _opt_text = st.none() | _text
 _json_leaf = (
     st.none()
