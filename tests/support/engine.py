@@ -164,10 +164,10 @@ class Engine:
             subprocess.run(["chown", "-R", user, str(self.workdir)], check=True)
             command = ["runuser", "-u", user, "--", *command]
         self.url = f"http://127.0.0.1:{port}"
-        log = (self.workdir / "console.log").open("wb")
-        self.process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with (self.workdir / "console.log").open("wb") as log:  # the child keeps its own fd
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self._wait()
         return self.url
 
