@@ -46,8 +46,10 @@ def es_url(request: pytest.FixtureRequest) -> Iterator[str]:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     _engine_info.update(version=version, url=url)
-    if reporter is not None:
-        reporter.write_line(f"\nElasticsearch {version} at {url}")
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\nElasticsearch {version} at {url}")
     try:
         yield url
     finally:
