@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from auditwire.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,3 +98,8 @@ def test_the_schema_file_ships_inside_the_package() -> None:
     schema = auditwire.record_schema()
     assert schema["$id"] == "urn:auditwire:schema:audit-record:1"
     assert set(schema["required"]) >= {"id", "action", "category", "actor", "outcome"}
+
+
+def test_cli_setup_reports_an_unreachable_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["setup", "--es-url", "http://127.0.0.1:9"]) == 1
+    assert "could not install the template at http://127.0.0.1:9" in capsys.readouterr().err

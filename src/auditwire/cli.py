@@ -54,9 +54,14 @@ def _setup(args: argparse.Namespace, out: TextIO) -> int:
     if not url:
         print(f"give --es-url or set {ES_URL_ENV}", file=sys.stderr)
         return 2
+    from elasticsearch import ApiError, TransportError
+
     store = ElasticsearchStore(url, prefix=args.prefix)
     try:
         result = store.setup()
+    except (ApiError, TransportError) as exc:
+        print(f"auditwire: could not install the template at {url}: {exc}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     out.write(f"installed index template {result.template!r}; read pattern {result.read_pattern}\n")
@@ -92,6 +97,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except AuditwireError as exc:
         print(f"auditwire: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `auditwire events | head`
+        sys.stderr.close()
+        return 0
     return code
 
 
