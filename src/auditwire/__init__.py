@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from auditwire.audit_log import AuditLog
 from auditwire.catalog import EventCatalog, EventDefinition, render_template
+from auditwire.context import AuditContext, current
 from auditwire.ecs import from_ecs, to_ecs
 from auditwire.errors import (
     AuditwireError,
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Actor",
+    "AuditContext",
     "AuditLog",
     "AuditQuery",
     "AuditRecord",
@@ -59,6 +61,7 @@ __all__ = [
     "TraceInfo",
     "UnknownActionError",
     "__version__",
+    "current",
     "from_ecs",
     "mask_secret",
     "open_store",

@@ -9,12 +9,14 @@ nothing.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from auditwire.catalog import EventCatalog
 from auditwire.errors import InvalidQueryError, InvalidRecordError, StoreError
+from auditwire.handoff import BackgroundWriter, Deferred
 from auditwire.query import AuditQuery
 from auditwire.record import (
     Actor,
@@ -77,6 +79,8 @@ class AuditLog:
             raise TypeError(f"store must be a Sink or a URL, not {type(store).__name__}")
         self.tenant = tenant
         self._redactor = Redactor(secret_keys=secret_keys, hidden_keys=hidden_keys)
+        self._writer: BackgroundWriter | None = None
+        self._writer_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"AuditLog(store={self.store!r})"
@@ -150,6 +154,24 @@ class AuditLog:
         self.store.write([record])
         return record
 
+    @property
+    def writer(self) -> BackgroundWriter:
+        """The worker that builds and writes what :meth:`submit` hands over (started lazily)."""
+        if self._writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._writer = BackgroundWriter(self.store)
+        return self._writer
+
+    def submit(self, item: AuditRecord | Deferred) -> None:
+        """Hand a record, or the raw facts of one, to the background writer without waiting
+        on the store. Middleware and log processors use this."""
+        self.writer.submit(item)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted is written; ``False`` on timeout."""
+        return self._writer.flush(timeout) if self._writer is not None else True
+
     def write(self, records: Sequence[AuditRecord]) -> None:
         """Store records built elsewhere (by :meth:`build`, middleware or a log processor)."""
         for record in records:
@@ -181,6 +203,9 @@ class AuditLog:
         return self._readable().get(record_id, tenant=self.tenant)
 
     def close(self) -> None:
+        """Flush submitted records, stop the writer and close the store."""
+        if self._writer is not None:
+            self._writer.close()
         self.store.close()
 
     def __enter__(self) -> AuditLog:

@@ -98,6 +98,7 @@ def _context(record: AuditRecord) -> dict[str, Any]:
         "action": record.action,
         "category": record.category,
         "outcome": record.outcome,
+        "request": record.request.to_api() if record.request else {},
     }
 
 
@@ -319,8 +320,16 @@ AUDIT_LOG_EVENTS: tuple[EventDefinition, ...] = (
         sensitive=True,
     ),
 )
-#: auditwire's own events (reading the log is itself audited).
+#: auditwire's own events: an audited request nobody named, and reading the log (which is
+#: itself audited).
 AUDITWIRE_EVENTS: tuple[EventDefinition, ...] = (
+    EventDefinition(
+        action="http.request",
+        category="http",
+        template="{{request.method}} {{request.path}} by {{actor}}",
+        ecs_category=("web",),
+        ecs_type=("access",),
+    ),
     EventDefinition(
         action="audit_log.read",
         category="audit_log",

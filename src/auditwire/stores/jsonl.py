@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from auditwire.errors import MissingDependencyError
 
@@ -19,13 +19,17 @@ if TYPE_CHECKING:
     from auditwire.record import AuditRecord
 
 
-def json_formatter() -> logging.Formatter:
-    """A formatter whose output line is exactly the dict that was logged as the message."""
+def json_formatter(feature: str = "JSON-lines output", **options: Any) -> logging.Formatter:
+    """A python-json-logger formatter; a missing extra fails here, naming ``feature``."""
     try:
         from pythonjsonlogger.json import JsonFormatter
     except ImportError:
-        raise MissingDependencyError("JSON-lines output", "jsonlogger") from None
-    return JsonFormatter(fmt=[], json_ensure_ascii=False)
+        raise MissingDependencyError(feature, "jsonlogger") from None
+    return JsonFormatter(**options)
+
+
+#: Options for output lines that are exactly the dict logged as the message.
+RECORD_LINES: dict[str, Any] = {"fmt": [], "json_ensure_ascii": False}
 
 
 class JsonLinesSink:
@@ -33,7 +37,7 @@ class JsonLinesSink:
     an open text stream)."""
 
     def __init__(self, target: str | Path | IO[str] = "-") -> None:
-        formatter = json_formatter()
+        formatter = json_formatter(**RECORD_LINES)
         handler: logging.Handler
         if target == "-":
             handler = logging.StreamHandler(sys.stdout)

@@ -1,0 +1,111 @@
+"""Audit middleware for any ASGI application (Starlette, FastAPI, Django, Quart, Litestar).
+
+Pure ASGI: it wraps ``send`` to see the response status, keeps all per-request state in the
+call (never on the instance), passes WebSocket and other scopes through untouched, and flushes
+the writer when the server shuts the application down (``lifespan``). An exception from the
+application is recorded as ``error`` and re-raised untouched; a request the client abandoned is
+recorded as well, not lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from auditwire.audit_log import AuditLog
+from auditwire.capture import Capture, RequestFacts, decode_asgi_headers
+from auditwire.context import bind, unbind
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: The scope key under which handlers find the request's AuditContext (also ``current()``).
+SCOPE_KEY = "auditwire"
+
+
+class AuditMiddleware:
+    """``app = AuditMiddleware(app, audit_log, trusted_proxies=["10.0.0.0/8"], ...)``.
+
+    Options are those of :class:`auditwire.capture.Capture`. Without ``audit_log`` an
+    :class:`~auditwire.AuditLog` on the default store is created.
+    """
+
+    def __init__(self, app: ASGIApp, audit_log: AuditLog | None = None, **options: Any) -> None:
+        self.app = app
+        self.audit_log = audit_log if audit_log is not None else AuditLog()
+        self.capture = Capture(self.audit_log, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope_type = scope["type"]
+        if scope_type != "http":
+            if scope_type == "lifespan":
+                await self.app(scope, receive, self._lifespan_send(send))
+            else:
+                await self.app(scope, receive, send)
+            return
+        capture = self.capture
+        if not capture.wants(scope["method"], scope["path"]):
+            await self.app(scope, receive, send)
+            return
+
+        client = scope.get("client")
+        facts = RequestFacts(
+            capture,
+            scope["method"],
+            scope["path"],
+            scope["headers"],
+            decode_asgi_headers,
+            client[0] if client else None,
+            scope,
+        )
+        if capture.trace_ids is not None:
+            facts.trace_id, facts.span_id = capture.trace_ids()
+        context = facts.context
+        scope[SCOPE_KEY] = context
+        completed = False
+
+        async def audit_send(message: Message) -> None:
+            nonlocal completed
+            message_type = message["type"]
+            if message_type == "http.response.start":
+                facts.status = message["status"]
+                if capture.devices is not None and context.action in capture.login_actions:
+                    cookie = capture.device_cookie_header(facts, scope.get("scheme") == "https")
+                    if cookie is not None:
+                        message["headers"] = [*message.get("headers", ()), cookie]
+            elif message_type == "http.response.body" and not message.get("more_body", False):
+                completed = True
+            await send(message)
+
+        token = bind(context)
+        try:
+            await self.app(scope, receive, audit_send)
+        except BaseException as exc:
+            if not (isinstance(exc, asyncio.CancelledError) or _is_disconnect(exc)):
+                facts.error_type = type(exc).__name__
+            raise
+        finally:
+            unbind(token)
+            # An answer that never finished, without an error of the app's: the client left
+            # (servers cancel the task, or frameworks stop streaming).
+            facts.disconnected = not completed and facts.error_type is None
+            capture.finish(facts)
+
+    def _lifespan_send(self, send: Send) -> Send:
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                # Off the event loop: flushing waits on the writer thread.
+                await asyncio.get_running_loop().run_in_executor(None, self.audit_log.flush, 10.0)
+            await send(message)
+
+        return lifespan_send
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """Frameworks' own "the client went away" exceptions (Starlette's ``ClientDisconnect``,
+    uvicorn's ``ClientDisconnected``), recognised without importing them."""
+    return type(exc).__name__ in ("ClientDisconnect", "ClientDisconnected")

@@ -1,0 +1,533 @@
+"""What the ASGI and WSGI middleware share: which requests to audit, what to read from them,
+and how the raw facts of a request become an audit record.
+
+The split is by cost. On the request path the middleware only notes facts (references to the
+headers, the peer, the status, timings, the handler's :class:`~auditwire.context.AuditContext`)
+and hands them off. Everything that costs — decoding headers, walking forwarding chains,
+parsing the user agent, validating and rendering the record — runs in the writer's thread.
+Untrusted input is sanitised there to what a record accepts, so a malformed request still
+produces a record with what could be safely read.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from auditwire.client_ip import ClientAddress, ProxyHeader, TrustedProxies, resolve
+from auditwire.context import AuditContext
+from auditwire.errors import InvalidRecordError
+from auditwire.record import (
+    MAX_PATH,
+    Actor,
+    AuditRecord,
+    DeviceInfo,
+    Outcome,
+    RequestInfo,
+    TraceInfo,
+)
+from auditwire.user_agent import UserAgentParser, sanitize
+
+if TYPE_CHECKING:
+    from auditwire.audit_log import AuditLog
+    from auditwire.devices import DeviceRegistry
+
+logger = logging.getLogger("auditwire")
+
+#: The action of an audited request whose handler named none.
+DEFAULT_ACTION = "http.request"
+#: The action of a 401/403 answer whose handler named none.
+DENIED_ACTION = "access_denied"
+DEFAULT_EXCLUDED_PATHS: tuple[str, ...] = (
+    r"/health(z|/.*)?",
+    r"/(livez|readyz|metrics|favicon\.ico)",
+    r"/static/.*",
+)
+#: Header values that are never stored, whatever ``capture_headers`` says.
+NEVER_STORED_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
+)
+#: The actor of a request nobody authenticated.
+ANONYMOUS = Actor(type="user", name="anonymous")
+MAX_HEADER_VALUE = 256
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_METHOD = re.compile(r"^[A-Z]{1,16}$")
+
+ActorResolver = Callable[[Any], "Actor | Mapping[str, Any] | None"]
+TenantResolver = Callable[[Any], "str | None"]
+
+
+def _trace_ids() -> Callable[[], tuple[str | None, str | None]] | None:
+    """A reader of the active OpenTelemetry span, or ``None`` when OpenTelemetry is absent
+    (then no span can be active, so there is nothing to read)."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+
+    def read() -> tuple[str | None, str | None]:
+        context = trace.get_current_span().get_span_context()
+        if not context.is_valid:
+            return None, None
+        return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+    return read
+
+
+def decode_asgi_headers(raw: Any) -> dict[str, list[str]]:
+    headers: dict[str, list[str]] = {}
+    for name, value in raw:
+        headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    return headers
+
+
+def decode_wsgi_headers(environ: Any) -> dict[str, list[str]]:
+    headers: dict[str, list[str]] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_") and isinstance(value, str):
+            headers[key[5:].replace("_", "-").lower()] = [value]
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = [environ[key]]
+    return headers
+
+
+class RequestFacts:
+    """The raw facts of one request, noted cheaply; the costly reads are lazy and cached."""
+
+    __slots__ = (
+        "_address",
+        "_headers",
+        "_request_id",
+        "actor",
+        "capture",
+        "context",
+        "decode_headers",
+        "disconnected",
+        "duration_ns",
+        "error_type",
+        "method",
+        "path",
+        "peer",
+        "raw_headers",
+        "route",
+        "source",
+        "span_id",
+        "start_ns",
+        "started",
+        "status",
+        "tenant",
+        "trace_id",
+    )
+
+    def __init__(
+        self,
+        capture: Capture,
+        method: str,
+        path: str,
+        raw_headers: Any,
+        decode_headers: Callable[[Any], dict[str, list[str]]],
+        peer: str | None,
+        source: Any,
+    ) -> None:
+        self.capture = capture
+        self.method = method
+        self.path = path
+        self.raw_headers = raw_headers
+        self.decode_headers = decode_headers
+        self.peer = peer
+        self.source = source  # the ASGI scope or WSGI environ, for resolvers and the route
+        self.started = time.time()
+        self.start_ns = time.perf_counter_ns()
+        self.duration_ns = 0
+        self.status: int | None = None
+        self.error_type: str | None = None
+        self.disconnected = False
+        self.route: str | None = None
+        self.actor: Actor | None = None
+        self.tenant: str | None = None
+        self.trace_id: str | None = None
+        self.span_id: str | None = None
+        self.context = AuditContext(capture.catalog, self)
+        self._headers: dict[str, list[str]] | None = None
+        self._address: ClientAddress | None = None
+        self._request_id: str | None = None
+
+    def headers(self) -> dict[str, list[str]]:
+        if self._headers is None:
+            try:
+                self._headers = self.decode_headers(self.raw_headers)
+            except Exception:  # a server handing over malformed headers must not lose the record
+                self._headers = {}
+        return self._headers
+
+    def header(self, name: str) -> str | None:
+        values = self.headers().get(name)
+        return values[0] if values else None
+
+    def client_address(self) -> ClientAddress:
+        if self._address is None:
+            capture = self.capture
+            self._address = resolve(
+                self.peer,
+                self.headers().get(capture.proxy_header, []),
+                capture.trusted_proxies,
+                capture.proxy_header,
+            )
+        return self._address
+
+    @property
+    def ip_address(self) -> str | None:
+        return self.client_address().client
+
+    @property
+    def user_agent(self) -> str | None:
+        return sanitize(self.header("user-agent"))
+
+    @property
+    def request_id(self) -> str:
+        """The incoming ``X-Request-ID`` when well-formed, else a new one (stable per request)."""
+        if self._request_id is None:
+            incoming = self.header(self.capture.request_id_header)
+            self._request_id = (
+                incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+            )
+        return self._request_id
+
+    def cookie(self, name: str) -> str | None:
+        for line in self.headers().get("cookie", []):
+            for pair in line.split(";"):
+                key, _, value = pair.strip().partition("=")
+                if key == name:
+                    return value.strip('"')
+        return None
+
+
+def _route_template(source: Any) -> str | None:
+    """The matched route's template (``/users/{id}``), which keeps cardinality bounded where
+    the raw path would not; ASGI routers (Starlette, FastAPI) leave it in ``scope["route"]``."""
+    route = source.get("route") if isinstance(source, dict) else None
+    path = getattr(route, "path", None)
+    return path[:MAX_PATH].replace("\x00", "") if isinstance(path, str) else None
+
+
+def _compile_paths(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    patterns = list(patterns)
+    if not patterns:
+        return None
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(
+                f"path pattern {pattern!r} is not a regular expression: {exc}"
+            ) from None
+    return re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
+class Capture:
+    """Options of the middleware, parsed once, and the building of records from facts.
+
+    - ``trusted_proxies``: addresses/networks whose forwarding header is believed;
+      ``proxy_header`` names that header (``x-forwarded-for`` or ``forwarded``).
+    - ``methods``: audit only these methods (default all); ``include_paths`` and
+      ``exclude_paths``: full-match regexes (health checks and static files are excluded by
+      default); ``only_named``: audit only requests whose action was named (by the handler or
+      ``actions``).
+    - ``actions``: ``{"POST /api-keys/{id}/rotate": "api_key.rotated"}`` by route template.
+    - ``actor_resolver(scope_or_environ)`` and ``tenant_resolver(...)``: hooks; a hook that
+      raises is logged and ignored. ``tenant_param``: the path parameter naming the tenant.
+    - ``capture_headers``: request headers copied into metadata (credentials never are).
+    - ``devices``: a :class:`~auditwire.devices.DeviceRegistry` turns successful logins from an
+      unknown device into ``user.new_device_logged_in`` records.
+    """
+
+    def __init__(
+        self,
+        audit_log: AuditLog,
+        *,
+        trusted_proxies: Iterable[str] = (),
+        proxy_header: ProxyHeader = "x-forwarded-for",
+        methods: Iterable[str] | None = None,
+        include_paths: Iterable[str] = (),
+        exclude_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS,
+        only_named: bool = False,
+        actions: Mapping[str, str] | None = None,
+        actor_resolver: ActorResolver | None = None,
+        tenant_resolver: TenantResolver | None = None,
+        tenant_param: str | None = "tenant",
+        capture_headers: Iterable[str] = (),
+        request_id_header: str = "x-request-id",
+        parse_user_agent: bool = True,
+        devices: DeviceRegistry | None = None,
+        login_actions: Iterable[str] = ("login", "user.logged_in"),
+        device_cookie: str = "auditwire_device",
+    ) -> None:
+        if proxy_header not in ("x-forwarded-for", "forwarded"):
+            raise ValueError(
+                f"proxy_header must be 'x-forwarded-for' or 'forwarded', not {proxy_header!r}"
+            )
+        self.audit_log = audit_log
+        self.catalog = audit_log.catalog
+        self.trusted_proxies = TrustedProxies(trusted_proxies)
+        self.proxy_header: ProxyHeader = proxy_header
+        self.methods = None if methods is None else frozenset(m.upper() for m in methods)
+        self.include = _compile_paths(include_paths)
+        self.exclude = _compile_paths(exclude_paths)
+        self.only_named = only_named
+        self.actions: dict[tuple[str, str], str] = {}
+        for key, action in (actions or {}).items():
+            method, _, route = key.partition(" ")
+            if not route.startswith("/"):
+                raise ValueError(f"actions key {key!r} must read 'METHOD /route/template'")
+            self.catalog.resolve(action)
+            self.actions[(method.upper(), route)] = action
+        self.actor_resolver = actor_resolver
+        self.tenant_resolver = tenant_resolver
+        self.tenant_param = tenant_param
+        self.capture_headers = tuple(
+            h.lower() for h in capture_headers if h.lower() not in NEVER_STORED_HEADERS
+        )
+        self.request_id_header = request_id_header.lower()
+        self.user_agents = UserAgentParser() if parse_user_agent else None
+        self.devices = devices
+        self.login_actions = frozenset(login_actions)
+        self.device_cookie = device_cookie
+        self.trace_ids = _trace_ids()
+
+    def wants(self, method: str, path: str) -> bool:
+        """Whether a request is audited at all (a cheap check on the request path)."""
+        if self.methods is not None and method not in self.methods:
+            return False
+        if self.exclude is not None and self.exclude.fullmatch(path):
+            return False
+        return self.include is None or self.include.fullmatch(path) is not None
+
+    def _hook(self, name: str, hook: Callable[[Any], Any], source: Any) -> Any:
+        try:
+            return hook(source)
+        except Exception:
+            logger.exception("auditwire: the %s hook raised; ignoring it", name)
+            return None
+
+    def finish(self, facts: RequestFacts) -> None:
+        """Close the facts of a finished request and hand them off. Never raises: a failure
+        here is logged, and the application's response is already on its way."""
+        try:
+            facts.duration_ns = time.perf_counter_ns() - facts.start_ns
+            context = facts.context
+            if context.skipped:
+                return
+            facts.route = context.route or _route_template(facts.source)
+            if (
+                self.only_named
+                and context.action is None
+                and (facts.method, facts.route or "") not in self.actions
+            ):
+                return
+            if context.actor is None:
+                facts.actor = self._resolve_actor(facts.source)
+            if context.tenant is None:
+                facts.tenant = self._resolve_tenant(facts.source)
+            self.audit_log.submit(_Pending(facts))
+        except Exception:
+            logger.exception("auditwire: could not hand off the audit record of a request")
+
+    def _resolve_actor(self, source: Any) -> Actor | None:
+        if self.actor_resolver is not None:
+            found = self._hook("actor_resolver", self.actor_resolver, source)
+            if found is None:
+                return None
+            if isinstance(found, Actor):
+                return found
+            try:
+                return Actor.from_api(found)
+            except InvalidRecordError:
+                logger.exception("auditwire: actor_resolver returned an invalid actor")
+                return None
+        user = source.get("user") if isinstance(source, dict) else None
+        if user is not None and getattr(user, "is_authenticated", False):
+            identity = getattr(user, "identity", None) or getattr(user, "id", None)
+            name = getattr(user, "display_name", None) or getattr(user, "username", None)
+            email = getattr(user, "email", None)
+            return Actor(
+                type="user",
+                id=str(identity)[:256] if identity is not None else None,
+                email=email if isinstance(email, str) else None,
+                name=str(name)[:256] if name is not None else None,
+            )
+        return None
+
+    def _resolve_tenant(self, source: Any) -> str | None:
+        if self.tenant_resolver is not None:
+            tenant = self._hook("tenant_resolver", self.tenant_resolver, source)
+            return tenant if isinstance(tenant, str) else None
+        if self.tenant_param and isinstance(source, dict):
+            params = source.get("path_params") or {}
+            tenant = params.get(self.tenant_param)
+            return tenant if isinstance(tenant, str) else None
+        return None
+
+    # -- in the writer's thread -------------------------------------------------------------
+
+    def build(self, facts: RequestFacts) -> list[AuditRecord]:
+        """The records of a finished request: its own, and a new-device login when one is
+        detected. Invalid handler input cannot get this far; anything else that goes wrong
+        degrades the record instead of losing it."""
+        try:
+            record = self._record(facts)
+        except InvalidRecordError as exc:
+            logger.error("auditwire: degraded an audit record: %s", exc)
+            record = self._degraded(facts, exc)
+        records = [record]
+        if self.devices is not None:
+            login = self._new_device_login(facts, record)
+            if login is not None:
+                records.append(login)
+        return records
+
+    def _outcome(self, facts: RequestFacts) -> Outcome:
+        if facts.context.outcome is not None:
+            return facts.context.outcome
+        if facts.error_type is not None or facts.disconnected:
+            return "error"
+        status = facts.status or 500
+        if status >= 500:
+            return "error"
+        return "failure" if status >= 400 else "success"
+
+    def _request_info(self, facts: RequestFacts) -> RequestInfo:
+        status = facts.status
+        if facts.disconnected and status is None:
+            status = 499  # the client closed the connection before an answer
+        elif facts.error_type is not None and status is None:
+            status = 500
+        return RequestInfo(
+            id=facts.request_id,
+            method=facts.method if _METHOD.match(facts.method) else None,
+            route=facts.route,
+            path=facts.path[:MAX_PATH].replace("\x00", ""),
+            status=status if status is not None and 100 <= status <= 599 else None,
+            duration_ms=facts.duration_ns / 1_000_000,
+            peer_ip=facts.client_address().peer,
+        )
+
+    def _metadata(self, facts: RequestFacts) -> dict[str, Any]:
+        metadata = dict(facts.context.metadata)
+        if facts.error_type is not None:
+            metadata["error"] = {"type": facts.error_type}
+        if facts.disconnected:
+            metadata["disconnected"] = True
+        if self.capture_headers:
+            headers = facts.headers()
+            captured = {
+                name: headers[name][0][:MAX_HEADER_VALUE]
+                for name in self.capture_headers
+                if name in headers
+            }
+            if captured:
+                metadata["headers"] = captured
+        return metadata
+
+    def _record(self, facts: RequestFacts) -> AuditRecord:
+        context = facts.context
+        action = context.action or self.actions.get((facts.method, facts.route or ""))
+        if action is None:
+            action = DENIED_ACTION if facts.status in (401, 403) else DEFAULT_ACTION
+        user_agent = facts.user_agent
+        device = self.user_agents.parse(user_agent) if self.user_agents and user_agent else None
+        if context.device_id is not None:
+            device = replace(device or DeviceInfo(), id=context.device_id)
+        return self.audit_log.build(
+            action,
+            actor=context.actor or facts.actor or ANONYMOUS,
+            target=context.target,
+            outcome=self._outcome(facts),
+            metadata=self._metadata(facts),
+            category=context.category,
+            ip_address=facts.ip_address,
+            user_agent=user_agent,
+            tenant=context.tenant or facts.tenant,
+            timestamp=datetime.fromtimestamp(facts.started, timezone.utc),
+            request=self._request_info(facts),
+            trace=TraceInfo(facts.trace_id, facts.span_id) if facts.trace_id else None,
+            device=device,
+        )
+
+    def _degraded(self, facts: RequestFacts, error: InvalidRecordError) -> AuditRecord:
+        return self.audit_log.build(
+            DEFAULT_ACTION,
+            actor=ANONYMOUS,
+            outcome=self._outcome(facts),
+            metadata={"auditwire": {"capture_error": str(error)[:500]}},
+            timestamp=datetime.fromtimestamp(facts.started, timezone.utc),
+            request=RequestInfo(id=facts.request_id, duration_ms=facts.duration_ns / 1_000_000),
+            ip_address=facts.ip_address,
+        )
+
+    def _new_device_login(self, facts: RequestFacts, record: AuditRecord) -> AuditRecord | None:
+        context = facts.context
+        if (
+            self.devices is None
+            or record.action not in self.login_actions
+            or record.outcome != "success"
+            or context.device_id is None
+        ):
+            return None
+        user_key = record.actor.id or record.actor.email
+        if user_key is None or not self.devices.is_new(user_key, context.device_id, record.tenant):
+            return None
+        device = record.device or DeviceInfo(id=context.device_id)
+        return self.audit_log.build(
+            "user.new_device_logged_in",
+            actor=record.actor,
+            target={"type": "user", "id": record.actor.id, "email": record.actor.email},
+            metadata={
+                "deviceId": context.device_id,
+                "ipAddress": record.ip_address,
+                "browser": device.browser,
+                "os": device.os,
+            },
+            ip_address=record.ip_address,
+            user_agent=record.user_agent,
+            tenant=record.tenant,
+            timestamp=record.timestamp,
+            request=record.request,
+            trace=record.trace,
+            device=device,
+        )
+
+    def device_cookie_header(self, facts: RequestFacts, secure: bool) -> tuple[bytes, bytes] | None:
+        """On a login response: note the device id, and the ``Set-Cookie`` header that gives a
+        new device its id (``None`` when the device already has one)."""
+        context = facts.context
+        if context.device_id is not None:
+            return None
+        known = facts.cookie(self.device_cookie)
+        if known and _REQUEST_ID.match(known):
+            context.device_id = known
+            return None
+        context.device_id = uuid.uuid4().hex
+        attributes = "; Path=/; Max-Age=63072000; HttpOnly; SameSite=Lax"
+        value = (
+            f"{self.device_cookie}={context.device_id}{attributes}{'; Secure' if secure else ''}"
+        )
+        return b"set-cookie", value.encode("latin-1")
+
+
+class _Pending:
+    """A finished request waiting in the hand-off queue."""
+
+    __slots__ = ("facts",)
+
+    def __init__(self, facts: RequestFacts) -> None:
+        self.facts = facts
+
+    def build(self) -> Sequence[AuditRecord]:
+        return self.facts.capture.build(self.facts)

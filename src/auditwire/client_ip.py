@@ -1,0 +1,133 @@
+"""Which address a request really came from.
+
+The socket peer is the answer unless the peer is a proxy the application trusts. Only then is
+the forwarding header read — the one the proxy is configured to set, never both, since a
+client can send whichever header the proxy does not overwrite — and walked from the right:
+each trusted hop is skipped, the first untrusted one is the client. The left-most entry is
+whatever the client claimed and is never believed on its own. Nothing is trusted by default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+ProxyHeader = Literal["x-forwarded-for", "forwarded"]
+
+#: Longest forwarding header value read; longer ones are cut at a comma before parsing.
+MAX_HEADER = 4096
+_FOR = re.compile(r"""(?:^|;)\s*for\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)""", re.IGNORECASE)
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """An address from a header entry: ``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80``, ``::1``,
+    ``fe80::1%eth0``; ``None`` for anything else (``unknown``, ``_hidden``, garbage)."""
+    text = text.strip().strip('"').strip()
+    if text.startswith("["):
+        end = text.find("]")
+        if end == -1:
+            return None
+        text = text[1:end]
+    elif text.count(":") == 1:  # IPv4 with a port
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+class TrustedProxies:
+    """Addresses and networks (IPv4 and IPv6) of the proxies in front of the application.
+
+    ``"*"`` trusts every peer: only for apps reachable solely through the proxy.
+    """
+
+    __slots__ = ("_addresses", "_all", "_networks")
+
+    def __init__(self, proxies: Iterable[str] = ()) -> None:
+        self._all = False
+        self._addresses: set[IPAddress] = set()
+        self._networks: list[IPNetwork] = []
+        for item in proxies:
+            item = item.strip()
+            if item == "*":
+                self._all = True
+            elif "/" in item:
+                try:
+                    self._networks.append(ipaddress.ip_network(item, strict=False))
+                except ValueError:
+                    raise ValueError(f"trusted proxy {item!r} is not an IP network") from None
+            else:
+                address = parse_ip(item)
+                if address is None:
+                    raise ValueError(f"trusted proxy {item!r} is not an IP address")
+                self._addresses.add(address)
+
+    def __bool__(self) -> bool:
+        return self._all or bool(self._addresses) or bool(self._networks)
+
+    def __contains__(self, address: IPAddress | None) -> bool:
+        if address is None:
+            return False
+        if self._all or address in self._addresses:
+            return True
+        return any(address in network for network in self._networks)
+
+
+def forwarded_for(values: Sequence[str]) -> list[str]:
+    """The ``for=`` entries of RFC 7239 ``Forwarded`` header lines, in order."""
+    entries: list[str] = []
+    for value in values:
+        for element in value[:MAX_HEADER].split(","):
+            match = _FOR.search(element)
+            entries.append(match.group(1).replace('\\"', '"') if match else "unknown")
+    return entries
+
+
+def x_forwarded_for(values: Sequence[str]) -> list[str]:
+    """The entries of ``X-Forwarded-For`` header lines, repeated lines joined in order."""
+    return [entry for value in values for entry in value[:MAX_HEADER].split(",") if entry.strip()]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAddress:
+    """``client`` is the resolved client (``None`` when a trusted chain ends in an entry that is
+    not an address); ``peer`` is the socket peer."""
+
+    client: str | None
+    peer: str | None
+
+
+def resolve(
+    peer: str | None,
+    header_values: Sequence[str],
+    trusted: TrustedProxies,
+    header: ProxyHeader = "x-forwarded-for",
+) -> ClientAddress:
+    """The client address for a peer and the values of its forwarding header lines."""
+    peer_ip = parse_ip(peer) if peer else None
+    peer_text = str(peer_ip) if peer_ip is not None else None
+    if peer_ip not in trusted or not header_values:
+        return ClientAddress(peer_text, peer_text)
+    entries = (
+        forwarded_for(header_values) if header == "forwarded" else x_forwarded_for(header_values)
+    )
+    client: IPAddress | None = peer_ip
+    for entry in reversed(entries):
+        hop = parse_ip(entry)
+        if hop is None:
+            # An obfuscated or malformed hop (``unknown``, ``_gw1``, garbage): the client is
+            # behind it and cannot be named. Better unknown than a proxy misattributed.
+            return ClientAddress(None, peer_text)
+        client = hop
+        if hop not in trusted:
+            break
+    return ClientAddress(str(client), peer_text)

@@ -1,0 +1,142 @@
+"""The per-request audit context that handlers fill in.
+
+The middleware creates one :class:`AuditContext` per request and makes it current before
+calling the application. A handler that learns who the actor is only after authenticating, or
+that wants to name the request's action (``api_key.rotated``) and add a target and metadata,
+changes that object: ``auditwire.current().set_actor(...)``. Changing a context *variable*
+inside a handler would not work — such changes do not flow back to the middleware that set it
+— but changes to the object it holds do.
+
+Values are validated when they are set, so a mistake surfaces in the handler that made it, not
+later in a background thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Any
+
+from auditwire.errors import InvalidRecordError
+from auditwire.record import OUTCOMES, Actor, ActorType, Outcome, Target, normalise_metadata
+
+if TYPE_CHECKING:
+    from auditwire.capture import RequestFacts
+    from auditwire.catalog import EventCatalog
+
+
+class AuditContext:
+    """What the application tells auditwire about the current request."""
+
+    __slots__ = (
+        "_catalog",
+        "_facts",
+        "action",
+        "actor",
+        "category",
+        "device_id",
+        "metadata",
+        "outcome",
+        "route",
+        "skipped",
+        "target",
+        "tenant",
+    )
+
+    def __init__(self, catalog: EventCatalog | None = None, facts: RequestFacts | None = None):
+        self._catalog = catalog
+        self._facts = facts
+        self.action: str | None = None
+        self.category: str | None = None
+        self.actor: Actor | None = None
+        self.target: Target | None = None
+        self.metadata: dict[str, Any] = {}
+        self.outcome: Outcome | None = None
+        self.tenant: str | None = None
+        self.device_id: str | None = None
+        self.route: str | None = None
+        self.skipped = False
+
+    def set_actor(
+        self,
+        actor: Actor | Mapping[str, Any] | None = None,
+        /,
+        *,
+        type: ActorType = "user",
+        id: str | int | None = None,
+        email: str | None = None,
+        name: str | None = None,
+    ) -> Actor:
+        """Who is acting: an :class:`Actor`, a mapping, or its fields as keywords."""
+        if actor is None:
+            actor = Actor(type=type, id=id, email=email, name=name)  # type: ignore[arg-type]
+        elif not isinstance(actor, Actor):
+            actor = Actor.from_api(actor)
+        self.actor = actor
+        return actor
+
+    def set_action(
+        self,
+        action: str,
+        *,
+        target: Target | Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        category: str | None = None,
+        outcome: Outcome | None = None,
+    ) -> None:
+        """Name the audit event this request is (and optionally its target and details)."""
+        from auditwire.record import _name
+
+        _name("action", action)
+        if self._catalog is not None:
+            self._catalog.resolve(action)  # a strict catalog refuses unknown actions here
+        self.action = action
+        if category is not None:
+            self.category = _name("category", category)
+        if target is not None:
+            self.set_target(target)
+        if metadata:
+            self.add_metadata(metadata)
+        if outcome is not None:
+            self.set_outcome(outcome)
+
+    def set_target(self, target: Target | Mapping[str, Any]) -> Target:
+        self.target = target if isinstance(target, Target) else Target.from_api(target)
+        return self.target
+
+    def add_metadata(self, values: Mapping[str, Any] | None = None, /, **more: Any) -> None:
+        """Merge details into the record's metadata (validated as JSON now)."""
+        merged = {**self.metadata, **(values or {}), **more}
+        normalise_metadata(merged)
+        self.metadata = merged
+
+    def set_outcome(self, outcome: Outcome) -> None:
+        """Override the outcome the status code implies (e.g. a 200 that reports a refusal)."""
+        if outcome not in OUTCOMES:
+            raise InvalidRecordError("outcome", f"{outcome!r} is not one of {', '.join(OUTCOMES)}")
+        self.outcome = outcome
+
+    def skip(self) -> None:
+        """Do not record this request."""
+        self.skipped = True
+
+    @property
+    def request(self) -> RequestFacts | None:
+        """The captured request (client IP, user agent, request id), for log enrichment."""
+        return self._facts
+
+
+_current: ContextVar[AuditContext | None] = ContextVar("auditwire_context", default=None)
+
+
+def current() -> AuditContext | None:
+    """The audit context of the request being handled, or ``None`` outside one."""
+    return _current.get()
+
+
+def bind(context: AuditContext) -> Token[AuditContext | None]:
+    return _current.set(context)
+
+
+def unbind(token: Token[AuditContext | None]) -> None:
+    _current.reset(token)

@@ -1,0 +1,182 @@
+"""The hand-off between capture and storage.
+
+Middleware and log processors must not wait on a store, and should not even pay for building
+the record: on the request path they put the raw facts of a request on a queue (a C-level
+``SimpleQueue`` put, well under a microsecond) and a worker thread builds, validates and writes
+the records in batches.
+
+The queue is bounded by a count of pending items. When it is full, the caller builds and writes
+its own records synchronously: slower for that request, but nothing is lost. (Delivery to a
+remote store with retries and a durable spool builds on this.)
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from queue import Empty, SimpleQueue
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from auditwire.record import AuditRecord
+    from auditwire.stores.base import Sink
+
+logger = logging.getLogger("auditwire")
+
+
+class Deferred(Protocol):
+    """Raw facts that become records when the worker gets to them."""
+
+    def build(self) -> Sequence[AuditRecord]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    submitted: int
+    written: int
+    pending: int
+    overflowed: int
+    failed: int
+    last_error: str | None
+
+
+class BackgroundWriter:
+    """A worker thread that turns submitted items into records and writes them in batches."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        max_pending: int = 10_000,
+        batch_size: int = 500,
+        linger: float = 0.05,
+    ) -> None:
+        if max_pending < 1 or batch_size < 1:
+            raise ValueError("max_pending and batch_size must be positive")
+        self.sink = sink
+        self.max_pending = max_pending
+        self.batch_size = batch_size
+        self.linger = linger
+        self._queue: SimpleQueue[object] = SimpleQueue()
+        self._submitted = 0
+        self._done = 0
+        self._written = 0
+        self._overflowed = 0
+        self._failed = 0
+        self._last_error: str | None = None
+        self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._closed = False
+        atexit.register(self.close)
+
+    def submit(self, item: AuditRecord | Deferred) -> None:
+        """Queue an item; when the queue is full, write it here and now instead."""
+        if self._closed:
+            raise RuntimeError("the audit writer is closed")
+        if self._thread is None or self._pid != os.getpid():
+            self._start()
+        with self._lock:
+            overflow = self._submitted - self._done >= self.max_pending
+            if overflow:
+                self._overflowed += 1
+            else:
+                self._submitted += 1
+                self._queue.put(item)
+        if overflow:
+            self._write(_records(item))
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._pid == os.getpid():
+                return
+            if self._pid != os.getpid():  # forked: the parent's thread and queue stayed behind
+                self._queue = SimpleQueue()
+                self._submitted = self._done = 0
+                self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="auditwire-writer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=0.5)
+            except Empty:
+                if self._closed:
+                    return
+                continue
+            items = [first]
+            deadline = time.monotonic() + self.linger
+            while len(items) < self.batch_size:
+                try:
+                    items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                except Empty:
+                    break
+            records: list[AuditRecord] = []
+            for item in items:
+                try:
+                    records.extend(_records(item))
+                except Exception as exc:  # a bug in capture must not stop the worker
+                    self._note_failure(f"building a record failed: {exc!r}")
+            self._write(records)
+            with self._lock:
+                self._done += len(items)
+                self._drained.notify_all()
+
+    def _write(self, records: Sequence[AuditRecord]) -> None:
+        if not records:
+            return
+        try:
+            self.sink.write(records)
+        except Exception as exc:
+            self._note_failure(f"writing {len(records)} record(s) failed: {exc!r}")
+            return
+        with self._lock:
+            self._written += len(records)
+
+    def _note_failure(self, message: str) -> None:
+        with self._lock:
+            self._failed += 1
+            self._last_error = message
+        logger.error("auditwire: %s", message)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far is written; ``False`` on timeout."""
+        with self._lock:
+            target = self._submitted
+            return self._drained.wait_for(lambda: self._done >= target, timeout=timeout)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Flush, then stop the worker. Safe to call twice."""
+        if self._closed:
+            return
+        self.flush(timeout)
+        self._closed = True
+        atexit.unregister(self.close)
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+
+    def stats(self) -> WriterStats:
+        return WriterStats(
+            submitted=self._submitted + self._overflowed,
+            written=self._written,
+            pending=self._submitted - self._done,
+            overflowed=self._overflowed,
+            failed=self._failed,
+            last_error=self._last_error,
+        )
+
+
+def _records(item: object) -> Sequence[AuditRecord]:
+    from auditwire.record import AuditRecord
+
+    if isinstance(item, AuditRecord):
+        return (item,)
+    build: Callable[[], Sequence[AuditRecord]] = item.build  # type: ignore[attr-defined]
+    return build()

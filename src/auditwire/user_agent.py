@@ -1,0 +1,64 @@
+"""User agents: the raw string, capped, and its parse into browser, OS and device.
+
+Parsing uses ``ua-parser`` (the maintained port of the browserscope rules, with its native
+accelerator when installed) behind an LRU cache: real traffic repeats a few hundred agents, so
+after warm-up a parse costs a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from auditwire.errors import MissingDependencyError
+from auditwire.record import MAX_TEXT, DeviceInfo
+
+#: Stored user agents are cut to this many characters (real ones are under 300).
+MAX_USER_AGENT = 512
+_OTHER = "Other"
+
+
+def _version(part: Any) -> str | None:
+    numbers = [n for n in (part.major, part.minor, part.patch) if n]
+    return ".".join(numbers) or None
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None or value == _OTHER else value[:MAX_TEXT]
+
+
+def sanitize(value: str | bytes | None) -> str | None:
+    """A user agent safe to store: decoded, control characters removed, length capped."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    value = "".join(c for c in value[: MAX_USER_AGENT * 2] if c.isprintable())[:MAX_USER_AGENT]
+    return value.strip() or None
+
+
+class UserAgentParser:
+    """Parses user agents into :class:`~auditwire.record.DeviceInfo` (browser, OS, device)."""
+
+    __slots__ = ("parse",)
+
+    def __init__(self, *, cache_size: int = 4096) -> None:
+        try:
+            from ua_parser import parse as ua_parse
+        except ImportError:
+            raise MissingDependencyError("user-agent parsing", "web") from None
+
+        @lru_cache(maxsize=cache_size)
+        def parse(user_agent: str) -> DeviceInfo | None:
+            result = ua_parse(user_agent)
+            ua, os, device = result.user_agent, result.os, result.device
+            info = DeviceInfo(
+                browser=_text(ua.family) if ua else None,
+                browser_version=_version(ua) if ua else None,
+                os=_text(os.family) if os else None,
+                os_version=_version(os) if os else None,
+                device=_text(device.family) if device else None,
+            )
+            return None if info == DeviceInfo() else info
+
+        self.parse = parse
