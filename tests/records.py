@@ -5,9 +5,24 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import jsonschema
 from hypothesis import strategies as st
 
-from auditwire import Actor, AuditRecord, DeviceInfo, RequestInfo, Target, TraceInfo
+from auditwire import (
+    Actor,
+    AuditRecord,
+    DeviceInfo,
+    RequestInfo,
+    Target,
+    TraceInfo,
+    record_schema,
+)
+
+#: The shipped JSON Schema, compiled once (validating through ``jsonschema.validate`` re-checks
+#: the schema on every call).
+VALIDATOR = jsonschema.Draft202012Validator(
+    record_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+)
 
 T0 = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
 

@@ -6,7 +6,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 
 from auditwire import (
@@ -20,9 +19,9 @@ from auditwire import (
     StoreError,
     Target,
     UnknownActionError,
-    record_schema,
 )
 from auditwire.stores.jsonl import JsonLinesSink
+from tests.records import VALIDATOR
 
 
 @pytest.fixture
@@ -123,7 +122,7 @@ def test_jsonl_sink_writes_schema_valid_lines_and_is_write_only() -> None:
     line = stream.getvalue().strip()
     assert "héllo" in line
     data = json.loads(line)
-    jsonschema.validate(data, record_schema())
+    VALIDATOR.validate(data)
     assert data == record.to_api()
     with pytest.raises(StoreError, match="write-only"):
         log.search()

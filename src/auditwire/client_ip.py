@@ -19,7 +19,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 ProxyHeader = Literal["x-forwarded-for", "forwarded"]
 
-#: Longest forwarding header value read; longer ones are cut at a comma before parsing.
+#: The most of a forwarding header that is read (from the right).
 MAX_HEADER = 4096
 _FOR = re.compile(r"""(?:^|;)\s*for\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)""", re.IGNORECASE)
 
@@ -82,19 +82,28 @@ class TrustedProxies:
         return any(address in network for network in self._networks)
 
 
+def _elements(values: Sequence[str]) -> list[str]:
+    """Comma-separated elements of repeated header lines, joined in order. Only the right-most
+    :data:`MAX_HEADER` characters are read: the hops nearest to us are the ones that matter,
+    and a client can pad the left at will."""
+    joined = ",".join(values)
+    if len(joined) > MAX_HEADER:
+        joined = joined[-MAX_HEADER:].split(",", 1)[-1]  # drop the element cut in half
+    return [element for element in joined.split(",") if element.strip()]
+
+
 def forwarded_for(values: Sequence[str]) -> list[str]:
     """The ``for=`` entries of RFC 7239 ``Forwarded`` header lines, in order."""
     entries: list[str] = []
-    for value in values:
-        for element in value[:MAX_HEADER].split(","):
-            match = _FOR.search(element)
-            entries.append(match.group(1).replace('\\"', '"') if match else "unknown")
+    for element in _elements(values):
+        match = _FOR.search(element)
+        entries.append(match.group(1).replace('\\"', '"') if match else "unknown")
     return entries
 
 
 def x_forwarded_for(values: Sequence[str]) -> list[str]:
     """The entries of ``X-Forwarded-For`` header lines, repeated lines joined in order."""
-    return [entry for value in values for entry in value[:MAX_HEADER].split(",") if entry.strip()]
+    return _elements(values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from auditwire.stores.base import Sink
 
 logger = logging.getLogger("auditwire")
+_STOP = object()
 
 
 class Deferred(Protocol):
@@ -111,6 +112,8 @@ class BackgroundWriter:
                 if self._closed:
                     return
                 continue
+            if first is _STOP:
+                return
             items = [first]
             deadline = time.monotonic() + self.linger
             while len(items) < self.batch_size:
@@ -158,6 +161,7 @@ class BackgroundWriter:
             return
         self.flush(timeout)
         self._closed = True
+        self._queue.put(_STOP)  # wake the worker now rather than at its next poll
         atexit.unregister(self.close)
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=2.0)
