@@ -129,3 +129,21 @@ class _AuditedBody:
         finally:
             facts.disconnected = not self._exhausted and facts.error_type is None
             facts.capture.finish(facts)
+
+
+def init_flask(app: Any) -> None:
+    """Give the middleware Flask's route templates (``/users/<int:user_id>``).
+
+    WSGI hands middleware no routing information and Flask's request context is gone by the
+    time the response is closed, so a ``before_request`` hook notes the matched rule on the
+    request's audit context.
+    """
+    from flask import request
+
+    from auditwire.context import current
+
+    @app.before_request  # type: ignore[untyped-decorator]
+    def _note_route() -> None:
+        context = current()
+        if context is not None and request.url_rule is not None:
+            context.route = request.url_rule.rule
