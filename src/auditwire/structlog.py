@@ -4,11 +4,12 @@
     log.info("api_key.rotated", audit=True, target={"type": "api_key", "id": "key_1"})
 
 Events without the marker pass through untouched. A marked event becomes a record (handed to
-the writer, never waited on) and goes on to the other processors with ``audit_id`` added, so the
-ordinary log line points at the record; ``drop=True`` keeps audit events out of the ordinary
-log instead. With ``structlog.stdlib.ProcessorFormatter``, put the processor in the structlog
-chain (before ``wrap_for_formatter``): it then runs once per call, however many handlers format
-the line.
+the writer, never waited on) and goes on to the other processors with ``audit_id`` added and
+its secrets masked as in the record, so the ordinary log line points at the record without
+leaking; ``drop=True`` keeps audit events out of the ordinary log instead.
+
+With ``structlog.stdlib.ProcessorFormatter``, put the processor in the structlog chain (before
+``wrap_for_formatter``): it then runs once per call, however many handlers format the line.
 """
 
 from __future__ import annotations
@@ -48,5 +49,11 @@ class AuditProcessor:
         self.audit_log.submit(record)
         if self.drop:
             raise self._drop_event
+        # The ordinary line must not leak what the record masked (``apiKey="sk_live_..."``).
+        for key, value in record.metadata.items():
+            if key in event_dict:
+                event_dict[key] = value
+        if isinstance(event_dict.get("metadata"), dict):
+            event_dict["metadata"] = {k: record.metadata.get(k) for k in event_dict["metadata"]}
         event_dict["audit_id"] = record.id
         return event_dict

@@ -1,0 +1,198 @@
+"""Audit records from structlog and stdlib logging calls."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+import auditwire
+from auditwire import AuditLog, AuditQuery, AuditRecord, InvalidRecordError, SQLiteStore
+from auditwire.asgi import AuditMiddleware
+from auditwire.logging import AuditHandler, AuditJsonFormatter
+from auditwire.structlog import AuditProcessor
+from tests.records import VALIDATOR
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[AuditLog]:
+    audit_log = AuditLog(f"sqlite:///{tmp_path}/audit.db")
+    yield audit_log
+    audit_log.close()
+
+
+def records(log: AuditLog) -> list[AuditRecord]:
+    assert log.flush(timeout=10)
+    assert isinstance(log.store, SQLiteStore)
+    found = log.store.search(AuditQuery(limit=1000))
+    for record in found:
+        VALIDATOR.validate(record.to_api())
+    return found
+
+
+@pytest.fixture
+def stdlib_structlog(log: AuditLog) -> Iterator[io.StringIO]:
+    """structlog in a stdlib-integrated configuration: structlog's chain ends in
+    ``wrap_for_formatter`` and two stdlib handlers render through ``ProcessorFormatter``."""
+    out = io.StringIO()
+    formatter = structlog.stdlib.ProcessorFormatter(
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.JSONRenderer(),
+        ],
+        foreign_pre_chain=[structlog.stdlib.add_log_level],
+    )
+    handlers = [logging.StreamHandler(out), logging.StreamHandler(io.StringIO())]
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    root = logging.getLogger("app")
+    root.handlers = handlers  # type: ignore[assignment]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            AuditProcessor(log),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    yield out
+    structlog.reset_defaults()
+    root.handlers = []
+
+
+def test_structlog_audit_calls_become_records_and_others_pass(
+    log: AuditLog, stdlib_structlog: io.StringIO
+) -> None:
+    logger = structlog.get_logger("app")
+    logger.info("cache warmed", entries=3)
+    logger.info(
+        "api_key.rotated",
+        audit=True,
+        actor={"type": "user", "id": "u1", "email": "ops@acme.test"},
+        target={"type": "api_key", "id": "key_1", "name": "Deploy"},
+        apiKey="sk_live_0123456789ab4242",
+        reason="scheduled",
+    )
+    lines = [json.loads(line) for line in stdlib_structlog.getvalue().splitlines()]
+    assert lines[0] == {"event": "cache warmed", "entries": 3, "level": "info"}
+    (record,) = records(log)  # two handlers formatted the line; one record
+    assert lines[1]["audit_id"] == record.id
+    assert record.action == "api_key.rotated"
+    assert record.metadata == {"apiKey": "***4242", "reason": "scheduled"}
+    assert record.message == "The API key Deploy ending with ***4242 was rotated"
+    assert lines[1]["apiKey"] == "***4242"  # the ordinary line is masked too
+    assert "sk_live" not in stdlib_structlog.getvalue()
+
+
+def test_structlog_records_are_enriched_by_the_request(
+    log: AuditLog, stdlib_structlog: io.StringIO
+) -> None:
+    logger = structlog.get_logger("app")
+
+    async def export(request: Request) -> Response:
+        context = auditwire.current()
+        assert context is not None
+        context.set_actor(type="user", id="u7", email="fin@acme.test")
+        logger.info("export.created", audit=True, export_type="invoices")
+        return PlainTextResponse("ok")
+
+    app = AuditMiddleware(Starlette(routes=[Route("/t/{tenant}/export", export)]), log)
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.8", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            await client.get(
+                "/t/acme/export", headers={"x-request-id": "req-77", "user-agent": "curl/8.5"}
+            )
+
+    import asyncio
+
+    asyncio.run(run())
+    by_action = {r.action: r for r in records(log)}
+    exported = by_action["export.created"]
+    assert exported.message == "fin@acme.test exported data"
+    assert exported.ip_address == "203.0.113.8"
+    assert exported.user_agent == "curl/8.5"
+    assert exported.request is not None and exported.request.id == "req-77"
+    assert by_action["http.request"].request is not None
+    assert by_action["http.request"].request.id == "req-77"
+
+
+def test_structlog_drop_and_bad_input(log: AuditLog) -> None:
+    processor = AuditProcessor(log, drop=True)
+    with pytest.raises(structlog.DropEvent):
+        processor(None, "info", {"event": "login", "audit": True})
+    with pytest.raises(InvalidRecordError, match=r"metadata\.when"):
+        AuditProcessor(log)(None, "info", {"event": "login", "audit": True, "when": object()})
+    assert [r.action for r in records(log)] == ["login"]
+
+
+def test_stdlib_handler_and_json_formatter_agree(log: AuditLog, tmp_path: Path) -> None:
+    logger = logging.getLogger("stdlib-app")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    path = tmp_path / "audit.jsonl"
+    lines = logging.FileHandler(path, encoding="utf-8")
+    lines.setFormatter(AuditJsonFormatter(log))
+    logger.handlers = [lines, AuditHandler(log)]
+    try:
+        logger.info("ordinary line %s", 1)
+        logger.warning(
+            "login_failed",
+            extra={
+                "audit": True,
+                "actor": {"type": "user", "email": "eve@acme.test"},
+                "outcome": "failure",
+                "metadata": {"reason": "wrong_password"},
+                "password": "hunter2",
+            },
+        )
+    finally:
+        logger.handlers = []
+        lines.close()
+    ordinary, audit_line = (json.loads(line) for line in path.read_text().splitlines())
+    assert ordinary["message"] == "ordinary line 1"
+    (record,) = records(log)
+    assert audit_line == record.to_api()
+    assert record.outcome == "failure"
+    assert record.metadata == {"password": "[REDACTED]", "reason": "wrong_password"}
+
+
+def test_a_bad_audit_log_call_reports_through_logging_not_the_caller(
+    log: AuditLog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logger = logging.getLogger("stdlib-bad")
+    logger.propagate = False
+    logger.handlers = [AuditHandler(log)]
+    try:
+        logger.error("login", extra={"audit": True, "outcome": "maybe"})
+    finally:
+        logger.handlers = []
+    assert "outcome" in capsys.readouterr().err
+    assert records(log) == []
+
+
+def test_missing_extras_are_named(monkeypatch: pytest.MonkeyPatch, log: AuditLog) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "structlog", None)
+    with pytest.raises(ImportError, match=r"auditwire\[structlog\]"):
+        AuditProcessor(log)
+    monkeypatch.setitem(sys.modules, "pythonjsonlogger.json", None)
+    with pytest.raises(ImportError, match=r"auditwire\[jsonlogger\]"):
+        AuditJsonFormatter(log)
