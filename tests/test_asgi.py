@@ -551,7 +551,7 @@ async def test_trace_and_span_ids_of_the_active_span(log: AuditLog) -> None:
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
     from opentelemetry.sdk.trace import TracerProvider
 
-    _, audited = starlette_app(audit_log=log)
+    _, audited = starlette_app(audit_log=log, trace_context=True)
     app = OpenTelemetryMiddleware(audited, tracer_provider=TracerProvider())
     async with client(app) as c:
         await c.get("/hello")

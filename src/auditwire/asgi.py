@@ -62,8 +62,8 @@ class AuditMiddleware:
             client[0] if client else None,
             scope,
         )
-        if capture.trace_ids is not None:
-            facts.trace_id, facts.span_id = capture.trace_ids()
+        if capture.read_span is not None:
+            facts.span_context = capture.read_span()
         context = facts.context
         scope[SCOPE_KEY] = context
         completed = False

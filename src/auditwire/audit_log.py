@@ -19,6 +19,7 @@ from auditwire.errors import InvalidQueryError, InvalidRecordError, StoreError
 from auditwire.handoff import BackgroundWriter, Deferred
 from auditwire.query import AuditQuery
 from auditwire.record import (
+    MAX_MESSAGE,
     Actor,
     AuditRecord,
     DeviceInfo,
@@ -142,7 +143,7 @@ class AuditLog:
             **extra,
         )
         if message is None and event is not None:
-            record = record.with_changes(message=event.render(record))
+            record._set_message(event.render(record)[:MAX_MESSAGE])
         return record
 
     def record(self, action: str, **fields: Any) -> AuditRecord:

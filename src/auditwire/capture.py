@@ -12,9 +12,9 @@ produces a record with what could be safely read.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditwire.client_ip import ClientAddress, ProxyHeader, TrustedProxies, resolve
 from auditwire.context import AuditContext
-from auditwire.errors import InvalidRecordError
+from auditwire.errors import InvalidRecordError, MissingDependencyError
 from auditwire.record import (
     MAX_PATH,
     Actor,
@@ -63,19 +63,28 @@ ActorResolver = Callable[[Any], "Actor | Mapping[str, Any] | None"]
 TenantResolver = Callable[[Any], "str | None"]
 
 
-def _trace_ids() -> Callable[[], tuple[str | None, str | None]] | None:
-    """A reader of the active OpenTelemetry span, or ``None`` when OpenTelemetry is absent
-    (then no span can be active, so there is nothing to read)."""
+def _span_reader(enabled: bool | None) -> Callable[[], Any] | None:
+    """A function returning the active OpenTelemetry span's context, or ``None`` when trace
+    capture is off. ``enabled=None`` turns it on when OpenTelemetry is installed and a real
+    tracer provider is configured (reading the span costs about a microsecond per request, not
+    worth paying when nothing traces); ``True`` requires OpenTelemetry."""
+    if enabled is False:
+        return None
     try:
         from opentelemetry import trace
     except ImportError:
+        if enabled:
+            raise MissingDependencyError("trace_context=True", "otel") from None
         return None
+    if enabled is None and type(trace.get_tracer_provider()).__name__ in (
+        "ProxyTracerProvider",
+        "NoOpTracerProvider",
+    ):
+        return None
+    get_current_span = trace.get_current_span
 
-    def read() -> tuple[str | None, str | None]:
-        context = trace.get_current_span().get_span_context()
-        if not context.is_valid:
-            return None, None
-        return format(context.trace_id, "032x"), format(context.span_id, "016x")
+    def read() -> Any:
+        return get_current_span().get_span_context()
 
     return read
 
@@ -98,16 +107,16 @@ def decode_wsgi_headers(environ: Any) -> dict[str, list[str]]:
     return headers
 
 
-class RequestFacts:
-    """The raw facts of one request, noted cheaply; the costly reads are lazy and cached."""
+class RequestFacts(AuditContext):
+    """The audit context of one request, with the raw facts the middleware noted cheaply; the
+    costly reads are lazy and cached. One object per request: handlers reach it as their
+    :class:`~auditwire.context.AuditContext`, the writer builds the record from it."""
 
     __slots__ = (
         "_address",
         "_headers",
         "_request_id",
-        "actor",
         "capture",
-        "context",
         "decode_headers",
         "disconnected",
         "duration_ns",
@@ -116,14 +125,10 @@ class RequestFacts:
         "path",
         "peer",
         "raw_headers",
-        "route",
         "source",
-        "span_id",
+        "span_context",
         "start_ns",
-        "started",
         "status",
-        "tenant",
-        "trace_id",
     )
 
     def __init__(
@@ -136,6 +141,7 @@ class RequestFacts:
         peer: str | None,
         source: Any,
     ) -> None:
+        AuditContext.__init__(self, capture.catalog)
         self.capture = capture
         self.method = method
         self.path = path
@@ -143,21 +149,30 @@ class RequestFacts:
         self.decode_headers = decode_headers
         self.peer = peer
         self.source = source  # the ASGI scope or WSGI environ, for resolvers and the route
-        self.started = time.time()
+        # Only the monotonic clock here; the writer turns it into wall-clock time.
         self.start_ns = time.perf_counter_ns()
         self.duration_ns = 0
         self.status: int | None = None
         self.error_type: str | None = None
         self.disconnected = False
-        self.route: str | None = None
-        self.actor: Actor | None = None
-        self.tenant: str | None = None
-        self.trace_id: str | None = None
-        self.span_id: str | None = None
-        self.context = AuditContext(capture.catalog, self)
+        self.span_context: Any = None  # OpenTelemetry's, formatted in the writer
         self._headers: dict[str, list[str]] | None = None
         self._address: ClientAddress | None = None
         self._request_id: str | None = None
+
+    @property
+    def context(self) -> AuditContext:
+        return self
+
+    @property
+    def request(self) -> RequestFacts:
+        return self
+
+    def started(self) -> datetime:
+        """When the request started, in UTC: the monotonic start shifted by the current offset
+        between the clocks (read close to the request, in the writer)."""
+        offset = time.time_ns() - time.perf_counter_ns()
+        return datetime.fromtimestamp((self.start_ns + offset) / 1e9, timezone.utc)
 
     def headers(self) -> dict[str, list[str]]:
         if self._headers is None:
@@ -196,9 +211,13 @@ class RequestFacts:
         if self._request_id is None:
             incoming = self.header(self.capture.request_id_header)
             self._request_id = (
-                incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+                incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
             )
         return self._request_id
+
+    def build(self) -> Sequence[AuditRecord]:
+        """The records of this request (run by the writer: see :meth:`Capture.build`)."""
+        return self.capture.build(self)
 
     def cookie(self, name: str) -> str | None:
         for line in self.headers().get("cookie", []):
@@ -215,6 +234,29 @@ def _route_template(source: Any) -> str | None:
     route = source.get("route") if isinstance(source, dict) else None
     path = getattr(route, "path", None)
     return path[:MAX_PATH].replace("\x00", "") if isinstance(path, str) else None
+
+
+def _scope_user(source: Any) -> Actor | None:
+    """The actor an ASGI authentication middleware left in ``scope["user"]`` (Starlette's
+    ``BaseUser``: ``is_authenticated``, ``identity``, ``display_name``)."""
+    user = source.get("user") if isinstance(source, dict) else None
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    identity = getattr(user, "identity", None) or getattr(user, "id", None)
+    name = getattr(user, "display_name", None) or getattr(user, "username", None)
+    email = getattr(user, "email", None)
+    return Actor(
+        type="user",
+        id=str(identity)[:256] if identity is not None else None,
+        email=email if isinstance(email, str) else None,
+        name=str(name)[:256] if name is not None else None,
+    )
+
+
+def trace_info(span_context: Any) -> TraceInfo | None:
+    if span_context is None or not span_context.is_valid:
+        return None
+    return TraceInfo(format(span_context.trace_id, "032x"), format(span_context.span_id, "016x"))
 
 
 def _compile_paths(patterns: Iterable[str]) -> re.Pattern[str] | None:
@@ -246,6 +288,8 @@ class Capture:
     - ``capture_headers``: request headers copied into metadata (credentials never are).
     - ``devices``: a :class:`~auditwire.devices.DeviceRegistry` turns successful logins from an
       unknown device into ``user.new_device_logged_in`` records.
+    - ``trace_context``: record the active OpenTelemetry trace and span ids (default: when a
+      tracer provider is configured).
     """
 
     def __init__(
@@ -268,6 +312,7 @@ class Capture:
         devices: DeviceRegistry | None = None,
         login_actions: Iterable[str] = ("login", "user.logged_in"),
         device_cookie: str = "auditwire_device",
+        trace_context: bool | None = None,
     ) -> None:
         if proxy_header not in ("x-forwarded-for", "forwarded"):
             raise ValueError(
@@ -299,7 +344,7 @@ class Capture:
         self.devices = devices
         self.login_actions = frozenset(login_actions)
         self.device_cookie = device_cookie
-        self.trace_ids = _trace_ids()
+        self.read_span = _span_reader(trace_context)
 
     def wants(self, method: str, path: str) -> bool:
         """Whether a request is audited at all (a cheap check on the request path)."""
@@ -318,61 +363,36 @@ class Capture:
 
     def finish(self, facts: RequestFacts) -> None:
         """Close the facts of a finished request and hand them off. Never raises: a failure
-        here is logged, and the application's response is already on its way."""
+        here is logged, and the application's response is already on its way. Only the
+        application's own hooks run here (they may rely on request-local state); the default
+        readers of the scope run in the writer."""
         try:
             facts.duration_ns = time.perf_counter_ns() - facts.start_ns
             context = facts.context
             if context.skipped:
                 return
-            facts.route = context.route or _route_template(facts.source)
-            if (
-                self.only_named
-                and context.action is None
-                and (facts.method, facts.route or "") not in self.actions
-            ):
-                return
-            if context.actor is None:
-                facts.actor = self._resolve_actor(facts.source)
-            if context.tenant is None:
-                facts.tenant = self._resolve_tenant(facts.source)
-            self.audit_log.submit(_Pending(facts))
+            if self.only_named and context.action is None:
+                route = context.route or _route_template(facts.source)
+                if (facts.method, route or "") not in self.actions:
+                    return
+            if self.actor_resolver is not None and context.actor is None:
+                context.actor = self._hooked_actor(facts.source)
+            if self.tenant_resolver is not None and context.tenant is None:
+                tenant = self._hook("tenant_resolver", self.tenant_resolver, facts.source)
+                context.tenant = tenant if isinstance(tenant, str) else None
+            self.audit_log.submit(facts)
         except Exception:
             logger.exception("auditwire: could not hand off the audit record of a request")
 
-    def _resolve_actor(self, source: Any) -> Actor | None:
-        if self.actor_resolver is not None:
-            found = self._hook("actor_resolver", self.actor_resolver, source)
-            if found is None:
-                return None
-            if isinstance(found, Actor):
-                return found
-            try:
-                return Actor.from_api(found)
-            except InvalidRecordError:
-                logger.exception("auditwire: actor_resolver returned an invalid actor")
-                return None
-        user = source.get("user") if isinstance(source, dict) else None
-        if user is not None and getattr(user, "is_authenticated", False):
-            identity = getattr(user, "identity", None) or getattr(user, "id", None)
-            name = getattr(user, "display_name", None) or getattr(user, "username", None)
-            email = getattr(user, "email", None)
-            return Actor(
-                type="user",
-                id=str(identity)[:256] if identity is not None else None,
-                email=email if isinstance(email, str) else None,
-                name=str(name)[:256] if name is not None else None,
-            )
-        return None
-
-    def _resolve_tenant(self, source: Any) -> str | None:
-        if self.tenant_resolver is not None:
-            tenant = self._hook("tenant_resolver", self.tenant_resolver, source)
-            return tenant if isinstance(tenant, str) else None
-        if self.tenant_param and isinstance(source, dict):
-            params = source.get("path_params") or {}
-            tenant = params.get(self.tenant_param)
-            return tenant if isinstance(tenant, str) else None
-        return None
+    def _hooked_actor(self, source: Any) -> Actor | None:
+        found = self._hook("actor_resolver", self.actor_resolver, source)  # type: ignore[arg-type]
+        if found is None or isinstance(found, Actor):
+            return found
+        try:
+            return Actor.from_api(found)
+        except InvalidRecordError:
+            logger.exception("auditwire: actor_resolver returned an invalid actor")
+            return None
 
     # -- in the writer's thread -------------------------------------------------------------
 
@@ -391,6 +411,12 @@ class Capture:
             if login is not None:
                 records.append(login)
         return records
+
+    def _path_tenant(self, source: Any) -> str | None:
+        if self.tenant_param is None or not isinstance(source, dict):
+            return None
+        tenant = (source.get("path_params") or {}).get(self.tenant_param)
+        return tenant if isinstance(tenant, str) else None
 
     def _outcome(self, facts: RequestFacts) -> Outcome:
         if facts.context.outcome is not None:
@@ -437,7 +463,9 @@ class Capture:
 
     def _record(self, facts: RequestFacts) -> AuditRecord:
         context = facts.context
-        action = context.action or self.actions.get((facts.method, facts.route or ""))
+        if context.route is None:
+            context.route = _route_template(facts.source)
+        action = context.action or self.actions.get((facts.method, context.route or ""))
         if action is None:
             action = DENIED_ACTION if facts.status in (401, 403) else DEFAULT_ACTION
         user_agent = facts.user_agent
@@ -446,17 +474,17 @@ class Capture:
             device = replace(device or DeviceInfo(), id=context.device_id)
         return self.audit_log.build(
             action,
-            actor=context.actor or facts.actor or ANONYMOUS,
+            actor=context.actor or _scope_user(facts.source) or ANONYMOUS,
             target=context.target,
             outcome=self._outcome(facts),
             metadata=self._metadata(facts),
             category=context.category,
             ip_address=facts.ip_address,
             user_agent=user_agent,
-            tenant=context.tenant or facts.tenant,
-            timestamp=datetime.fromtimestamp(facts.started, timezone.utc),
+            tenant=context.tenant or self._path_tenant(facts.source),
+            timestamp=facts.started(),
             request=self._request_info(facts),
-            trace=TraceInfo(facts.trace_id, facts.span_id) if facts.trace_id else None,
+            trace=trace_info(facts.span_context),
             device=device,
         )
 
@@ -466,7 +494,7 @@ class Capture:
             actor=ANONYMOUS,
             outcome=self._outcome(facts),
             metadata={"auditwire": {"capture_error": str(error)[:500]}},
-            timestamp=datetime.fromtimestamp(facts.started, timezone.utc),
+            timestamp=facts.started(),
             request=RequestInfo(id=facts.request_id, duration_ms=facts.duration_ns / 1_000_000),
             ip_address=facts.ip_address,
         )
@@ -513,21 +541,9 @@ class Capture:
         if known and _REQUEST_ID.match(known):
             context.device_id = known
             return None
-        context.device_id = uuid.uuid4().hex
+        context.device_id = os.urandom(16).hex()
         attributes = "; Path=/; Max-Age=63072000; HttpOnly; SameSite=Lax"
         value = (
             f"{self.device_cookie}={context.device_id}{attributes}{'; Secure' if secure else ''}"
         )
         return b"set-cookie", value.encode("latin-1")
-
-
-class _Pending:
-    """A finished request waiting in the hand-off queue."""
-
-    __slots__ = ("facts",)
-
-    def __init__(self, facts: RequestFacts) -> None:
-        self.facts = facts
-
-    def build(self) -> Sequence[AuditRecord]:
-        return self.facts.capture.build(self.facts)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from auditwire.errors import InvalidRecordError, UnknownActionError
@@ -89,36 +90,74 @@ def _lookup(data: Any, path: str) -> Any:
     return data
 
 
-def _context(record: AuditRecord) -> dict[str, Any]:
-    return {
-        "actor": record.actor.to_api(),
-        "target": record.target.to_api() if record.target else {},
-        "tenant": record.tenant,
-        "ipAddress": record.ip_address,
-        "action": record.action,
-        "category": record.category,
-        "outcome": record.outcome,
-        "request": record.request.to_api() if record.request else {},
-    }
+#: API JSON names of record fields, for templates written against the API shape.
+_ATTRIBUTE = {
+    "ipAddress": "ip_address",
+    "userAgent": "user_agent",
+    "durationMs": "duration_ms",
+    "peerIp": "peer_ip",
+    "traceId": "trace_id",
+    "spanId": "span_id",
+    "browserVersion": "browser_version",
+    "osVersion": "os_version",
+}
+_PARTS = frozenset({"actor", "target", "request", "trace", "device"})
+
+
+def _record_value(record: AuditRecord, path: str) -> Any:
+    """A scalar field of the record by its (API) path, without serialising the record."""
+    head, _, rest = path.partition(".")
+    if head in _PARTS:
+        part = getattr(record, head)
+        if part is None or not rest:
+            return None
+        attribute = _ATTRIBUTE.get(rest, rest)
+        return getattr(part, attribute) if attribute in part.__slots__ else None
+    if rest:
+        return None
+    attribute = _ATTRIBUTE.get(head, head)
+    if attribute in ("tenant", "ip_address", "user_agent", "action", "category", "outcome"):
+        return getattr(record, attribute)
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _compile(template: str) -> tuple[str | tuple[str, tuple[str, ...], bool], ...]:
+    """Literal text and, for each variable, the paths to try in order (metadata first, then
+    the record, for the name and then for each alias)."""
+    parts: list[str | tuple[str, tuple[str, ...], bool]] = []
+    position = 0
+    for match in _VARIABLE.finditer(template):
+        parts.append(template[position : match.start()])
+        name = match.group(1)
+        parts.append((name, (name, *ALIASES.get(name, ())), name in _MASKED_ALIASES))
+        position = match.end()
+    parts.append(template[position:])
+    return tuple(p for p in parts if p != "")
 
 
 def render_template(template: str, record: AuditRecord) -> str:
     """Fill ``{{variables}}`` from the record; see the module docstring for the lookup order."""
-    context = _context(record)
-
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1)
-        candidates: list[Any] = [_lookup(record.metadata, name), _lookup(context, name)]
-        for path in ALIASES.get(name, ()):
-            candidates += [_lookup(record.metadata, path), _lookup(context, path)]
-        # Only scalars render: ``{{actor}}`` must reach its alias, not print the actor object.
-        found = next((c for c in candidates if isinstance(c, (str, int, float)) and c != ""), None)
-        if found is None:
-            return MISSING
-        text = str(found)
-        return mask_secret(text) if name in _MASKED_ALIASES else text
-
-    return _VARIABLE.sub(value, template)
+    out: list[str] = []
+    metadata = record.metadata
+    for part in _compile(template):
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        _, paths, masked = part
+        found: Any = None
+        for path in paths:
+            from_metadata = _lookup(metadata, path) if metadata else None
+            for candidate in (from_metadata, _record_value(record, path)):
+                # Only scalars render: ``{{actor}}`` reaches its alias, not the actor object.
+                if isinstance(candidate, (str, int, float)) and candidate != "":
+                    found = candidate
+                    break
+            if found is not None:
+                break
+        text = MISSING if found is None else str(found)
+        out.append(mask_secret(text) if masked and found is not None else text)
+    return "".join(out)
 
 
 def _events(

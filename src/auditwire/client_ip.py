@@ -13,6 +13,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -24,6 +25,7 @@ MAX_HEADER = 4096
 _FOR = re.compile(r"""(?:^|;)\s*for\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)""", re.IGNORECASE)
 
 
+@lru_cache(maxsize=65536)
 def parse_ip(text: str) -> IPAddress | None:
     """An address from a header entry: ``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80``, ``::1``,
     ``fe80::1%eth0``; ``None`` for anything else (``unknown``, ``_hidden``, garbage)."""
@@ -42,6 +44,10 @@ def parse_ip(text: str) -> IPAddress | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+#: ``str()`` of an address is slow in ``ipaddress``; addresses repeat, so remember it.
+_text = lru_cache(maxsize=65536)(str)
 
 
 class TrustedProxies:
@@ -123,7 +129,7 @@ def resolve(
 ) -> ClientAddress:
     """The client address for a peer and the values of its forwarding header lines."""
     peer_ip = parse_ip(peer) if peer else None
-    peer_text = str(peer_ip) if peer_ip is not None else None
+    peer_text = _text(peer_ip) if peer_ip is not None else None
     if peer_ip not in trusted or not header_values:
         return ClientAddress(peer_text, peer_text)
     entries = (
@@ -139,4 +145,4 @@ def resolve(
         client = hop
         if hop not in trusted:
             break
-    return ClientAddress(str(client), peer_text)
+    return ClientAddress(_text(client), peer_text)

@@ -13,10 +13,10 @@ remote store with retries and a durable spool builds on this.)
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
@@ -28,6 +28,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("auditwire")
 _STOP = object()
+
+
+class _Marker:
+    """Put on the queue by :meth:`BackgroundWriter.flush`; set once what was before it is
+    written."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
 
 
 class Deferred(Protocol):
@@ -64,34 +74,34 @@ class BackgroundWriter:
         self.batch_size = batch_size
         self.linger = linger
         self._queue: SimpleQueue[object] = SimpleQueue()
-        self._submitted = 0
-        self._done = 0
+        self._accepted = itertools.count()  # items taken (queued or written by their caller)
+        self._done = 0  # items the worker finished
         self._written = 0
         self._overflowed = 0
         self._failed = 0
         self._last_error: str | None = None
         self._lock = threading.Lock()
-        self._drained = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._closed = False
+        self._hurry = threading.Event()  # set by flush/close: skip the linger
         atexit.register(self.close)
 
     def submit(self, item: AuditRecord | Deferred) -> None:
-        """Queue an item; when the queue is full, write it here and now instead."""
+        """Queue an item; when the queue is full, write it here and now instead.
+
+        No lock on this path: ``next()`` on a counter and ``SimpleQueue.put`` are atomic, and
+        the bound is a soft one (it may be passed by the number of concurrent callers).
+        """
         if self._closed:
             raise RuntimeError("the audit writer is closed")
-        if self._thread is None or self._pid != os.getpid():
+        if self._pid != os.getpid() or self._thread is None:
             self._start()
-        with self._lock:
-            overflow = self._submitted - self._done >= self.max_pending
-            if overflow:
-                self._overflowed += 1
-            else:
-                self._submitted += 1
-                self._queue.put(item)
-        if overflow:
+        if next(self._accepted) - self._done >= self.max_pending:
+            self._overflowed += 1
             self._write(_records(item))
+            return
+        self._queue.put(item)
 
     def _start(self) -> None:
         with self._lock:
@@ -99,7 +109,8 @@ class BackgroundWriter:
                 return
             if self._pid != os.getpid():  # forked: the parent's thread and queue stayed behind
                 self._queue = SimpleQueue()
-                self._submitted = self._done = 0
+                self._accepted = itertools.count()
+                self._done = 0
                 self._pid = os.getpid()
             self._thread = threading.Thread(target=self._run, name="auditwire-writer", daemon=True)
             self._thread.start()
@@ -115,22 +126,33 @@ class BackgroundWriter:
             if first is _STOP:
                 return
             items = [first]
-            deadline = time.monotonic() + self.linger
+            # Let a batch gather while sleeping (which releases the GIL), then take it in one
+            # go: one wake-up per batch instead of one GIL hand-over per record, which is what
+            # keeps the writer from slowing the request threads it serves.
+            if self.linger > 0 and not self._hurry.is_set():
+                self._hurry.wait(self.linger)
             while len(items) < self.batch_size:
                 try:
-                    items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                    items.append(self._queue.get_nowait())
                 except Empty:
                     break
+            if _STOP in items:
+                items.remove(_STOP)
+                self._queue.put(_STOP)  # still stop once this batch is written
+            markers = [item for item in items if type(item) is _Marker]
             records: list[AuditRecord] = []
             for item in items:
+                if type(item) is _Marker:
+                    continue
                 try:
                     records.extend(_records(item))
                 except Exception as exc:  # a bug in capture must not stop the worker
                     self._note_failure(f"building a record failed: {exc!r}")
             self._write(records)
             with self._lock:
-                self._done += len(items)
-                self._drained.notify_all()
+                self._done += len(items) - len(markers)
+            for marker in markers:
+                marker.done.set()
 
     def _write(self, records: Sequence[AuditRecord]) -> None:
         if not records:
@@ -150,10 +172,20 @@ class BackgroundWriter:
         logger.error("auditwire: %s", message)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything submitted so far is written; ``False`` on timeout."""
-        with self._lock:
-            target = self._submitted
-            return self._drained.wait_for(lambda: self._done >= target, timeout=timeout)
+        """Wait until everything submitted before the call is written; ``False`` on timeout.
+
+        A marker goes through the queue behind those items (the queue is FIFO), so the answer
+        is exact whatever other threads submit meanwhile.
+        """
+        if self._thread is None or not self._thread.is_alive():
+            return True
+        marker = _Marker()
+        self._hurry.set()
+        self._queue.put(marker)
+        try:
+            return marker.done.wait(timeout)
+        finally:
+            self._hurry.clear()
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Flush, then stop the worker. Safe to call twice."""
@@ -167,14 +199,20 @@ class BackgroundWriter:
             self._thread.join(timeout=2.0)
 
     def stats(self) -> WriterStats:
+        accepted = _peek(self._accepted)
         return WriterStats(
-            submitted=self._submitted + self._overflowed,
+            submitted=accepted,
             written=self._written,
-            pending=self._submitted - self._done,
+            pending=max(0, accepted - self._overflowed - self._done),
             overflowed=self._overflowed,
             failed=self._failed,
             last_error=self._last_error,
         )
+
+
+def _peek(counter: itertools.count[int]) -> int:
+    """The next value of a counter without consuming it (``count``'s repr is ``count(n)``)."""
+    return int(repr(counter)[6:-1])
 
 
 def _records(item: object) -> Sequence[AuditRecord]:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from auditwire.capture import trace_info
 from auditwire.context import current
 from auditwire.errors import InvalidRecordError
-from auditwire.record import RequestInfo, TraceInfo
+from auditwire.record import RequestInfo
 
 if TYPE_CHECKING:
     from auditwire.audit_log import AuditLog
@@ -61,7 +62,6 @@ def build_from_log(
     context = current()
     facts = context.request if context is not None else None
     actor = fields.get("actor") or (context.actor if context is not None else None)
-    actor = actor or (facts.actor if facts is not None else None)
     tenant = fields.get("tenant") or (context.tenant if context is not None else None)
     return audit_log.build(
         action,
@@ -78,9 +78,5 @@ def build_from_log(
             if facts is not None
             else None
         ),
-        trace=(
-            TraceInfo(facts.trace_id, facts.span_id)
-            if facts is not None and facts.trace_id
-            else None
-        ),
+        trace=trace_info(facts.span_context) if facts is not None else None,
     )

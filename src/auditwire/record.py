@@ -20,8 +20,9 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Literal, get_args
 
 from auditwire._ids import ID_PATTERN, new_id
@@ -88,14 +89,24 @@ def _ident(path: str, value: object) -> str | None:
     return _text(path, value, MAX_TEXT)
 
 
+@lru_cache(maxsize=65536)
+def canonical_ip(text: str) -> str | None:
+    """The canonical text of an address, or ``None``; cached, since traffic repeats addresses
+    and parsing one costs more than the rest of a record's validation."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
 def _ip(path: str, value: object) -> str | None:
     text = _text(path, value, 64)
     if text is None:
         return None
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        raise InvalidRecordError(path, f"{text!r} is not an IPv4 or IPv6 address") from None
+    canonical = canonical_ip(text)
+    if canonical is None:
+        raise InvalidRecordError(path, f"{text!r} is not an IPv4 or IPv6 address")
+    return canonical
 
 
 def _set(obj: object, name: str, value: object) -> None:
@@ -141,7 +152,10 @@ def _check_json(path: str, value: Any, depth: int = 0) -> None:
     """Name the exact place that is not JSON, which ``json.dumps`` does not do."""
     if depth > 32:
         raise InvalidRecordError(path, "nests more than 32 levels deep")
-    if value is None or isinstance(value, (str, bool, int)):
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is int:
+        return
+    if kind is not dict and kind is not list and isinstance(value, (str, bool, int)):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -161,7 +175,7 @@ def _check_json(path: str, value: Any, depth: int = 0) -> None:
 
 
 def normalise_metadata(value: object) -> dict[str, Any]:
-    if value is None:
+    if value is None or (type(value) is dict and not value):
         return {}
     if not isinstance(value, Mapping):
         raise InvalidRecordError("metadata", f"must be a mapping, not {type(value).__name__}")
@@ -347,8 +361,8 @@ class DeviceInfo:
     device: str | None = None
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            _text(f"device.{f.name}", getattr(self, f.name), MAX_TEXT)
+        for name in self.__slots__:
+            _text(f"device.{name}", getattr(self, name), MAX_TEXT)
 
     def to_api(self) -> dict[str, Any]:
         return _drop_none(
@@ -373,6 +387,10 @@ class DeviceInfo:
             os_version=mapping.get("osVersion"),
             device=mapping.get("device"),
         )
+
+
+_EMPTY_REQUEST = RequestInfo()
+_EMPTY_DEVICE = DeviceInfo()
 
 
 def _mapping(path: str, data: object) -> Mapping[str, Any]:
@@ -428,16 +446,22 @@ class AuditRecord:
         _part("trace", self.trace, TraceInfo)
         _part("device", self.device, DeviceInfo)
         # An empty part carries nothing; keeping it would make two spellings of one record.
-        for name in ("request", "device"):
-            part = getattr(self, name)
-            if part is not None and all(getattr(part, f.name) is None for f in fields(part)):
-                _set(self, name, None)
+        if self.request is not None and self.request == _EMPTY_REQUEST:
+            _set(self, "request", None)
+        if self.device is not None and self.device == _EMPTY_DEVICE:
+            _set(self, "device", None)
         _set(self, "ip_address", _ip("ipAddress", self.ip_address))
         _text("userAgent", self.user_agent, MAX_USER_AGENT)
         _text("message", self.message, MAX_MESSAGE)
         _text("tenant", self.tenant, MAX_TEXT)
         _set(self, "metadata", normalise_metadata(self.metadata))
         _set(self, "timestamp", normalise_timestamp(self.timestamp))
+
+    def _set_message(self, message: str) -> None:
+        """Fill in the rendered message of a record that was just built and is not shared yet
+        (rendering needs the validated record; building it twice would double the cost)."""
+        _text("message", message, MAX_MESSAGE)
+        _set(self, "message", message)
 
     def with_changes(self, **changes: Any) -> AuditRecord:
         """A validated copy with some fields replaced (records themselves never change)."""

@@ -7,6 +7,7 @@ after warm-up a parse costs a dictionary lookup.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -27,13 +28,19 @@ def _text(value: str | None) -> str | None:
     return None if value is None or value == _OTHER else value[:MAX_TEXT]
 
 
-def sanitize(value: str | bytes | None) -> str | None:
-    """A user agent safe to store: decoded, control characters removed, length capped."""
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\xa0-\U0010ffff]+")
+
+
+@lru_cache(maxsize=4096)
+def sanitize(value: str | None) -> str | None:
+    """A user agent safe to store: control characters removed, length capped (cached: real
+    traffic repeats a few hundred agents)."""
     if value is None:
         return None
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    value = "".join(c for c in value[: MAX_USER_AGENT * 2] if c.isprintable())[:MAX_USER_AGENT]
+    if value.isprintable():
+        value = value[:MAX_USER_AGENT]
+    else:
+        value = _UNPRINTABLE.sub("", value[: MAX_USER_AGENT * 2])[:MAX_USER_AGENT]
     return value.strip() or None
 
 

@@ -56,8 +56,8 @@ class AuditMiddleware:
             environ.get("REMOTE_ADDR"),
             environ,
         )
-        if capture.trace_ids is not None:
-            facts.trace_id, facts.span_id = capture.trace_ids()
+        if capture.read_span is not None:
+            facts.span_context = capture.read_span()
         context = facts.context
         environ[ENVIRON_KEY] = context
 

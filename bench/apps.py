@@ -1,0 +1,137 @@
+"""The applications the benchmarks compare: one minimal route, wrapped in different ways.
+
+``VARIANT`` (an environment variable, for the server runs) picks the wrapping:
+
+- ``bare`` — the app alone;
+- ``minimal`` — a hand-written pure ASGI/WSGI audit middleware that notes method, path and
+  status into a list: the floor any audit middleware has to pay;
+- ``auditwire`` — auditwire's middleware writing to a store that discards records (capture
+  and record building are measured, storage is not);
+- ``otel`` — OpenTelemetry's ASGI/WSGI middleware with an SDK tracer provider.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from flask import Flask
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from auditwire import AuditLog, AuditRecord
+from auditwire.asgi import AuditMiddleware as AsgiAudit
+from auditwire.wsgi import AuditMiddleware as WsgiAudit
+
+VARIANTS = ("bare", "minimal", "auditwire", "otel")
+
+
+class CountingSink:
+    """Discards records, counting them: isolates capture from storage."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        self.count += len(records)
+
+    def close(self) -> None:
+        pass
+
+
+async def hello(request: Request) -> Response:
+    return PlainTextResponse("hello")
+
+
+def starlette_app() -> Starlette:
+    return Starlette(routes=[Route("/users/{user_id}", hello)])
+
+
+def flask_app() -> Flask:
+    app = Flask(__name__)
+
+    @app.get("/users/<user_id>")
+    def user(user_id: str) -> str:
+        return "hello"
+
+    return app
+
+
+class MinimalAsgiAudit:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.events: list[tuple[str, str, int]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def wrapped(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, wrapped)
+        finally:
+            self.events.append((scope["method"], scope["path"], status))
+
+
+class MinimalWsgiAudit:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.events: list[tuple[str, str, int]] = []
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        status = [500]
+
+        def wrapped(code: str, headers: Any, exc_info: Any = None) -> Any:
+            status[0] = int(code[:3])
+            return start_response(code, headers, exc_info)
+
+        try:
+            return self.app(environ, wrapped)
+        finally:
+            self.events.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], status[0]))
+
+
+def audit_log() -> AuditLog:
+    return AuditLog(CountingSink())
+
+
+def asgi_app(variant: str) -> Any:
+    app = starlette_app()
+    if variant == "minimal":
+        return MinimalAsgiAudit(app)
+    if variant == "auditwire":
+        return AsgiAudit(app, audit_log())
+    if variant == "otel":
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+        from opentelemetry.sdk.trace import TracerProvider
+
+        return OpenTelemetryMiddleware(app, tracer_provider=TracerProvider())
+    return app
+
+
+def wsgi_app(variant: str) -> Any:
+    app = flask_app()
+    if variant == "minimal":
+        return MinimalWsgiAudit(app.wsgi_app)
+    if variant == "auditwire":
+        return WsgiAudit(app.wsgi_app, audit_log())
+    if variant == "otel":
+        from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+        from opentelemetry.sdk.trace import TracerProvider
+
+        return OpenTelemetryMiddleware(app.wsgi_app, tracer_provider=TracerProvider())
+    return app.wsgi_app
+
+
+#: For the uvicorn runs: ``uvicorn bench.apps:app`` with ``VARIANT`` set.
+app = asgi_app(os.environ.get("VARIANT", "bare"))

@@ -1,0 +1,234 @@
+"""Per-request cost of auditwire's middleware against references, measured in one run.
+
+    python bench/middleware.py [--rounds 15] [--requests 2000] [--pipeline 2000]
+
+Three settings, each over the variants of ``bench/apps.py`` (bare, minimal audit middleware,
+auditwire, OpenTelemetry):
+
+1. ASGI in-process: a minimal Starlette app called directly with an ASGI scope, no server.
+2. ASGI under uvicorn: one uvicorn process per variant, fed pipelined HTTP/1.1 requests on one
+   keep-alive connection, so the client's own cost is a single write and read per batch and
+   the time per request is the server's.
+3. WSGI in-process: a minimal Flask app called with a WSGI environ.
+
+Variants run interleaved round by round (machines here are noisy); each round gives a time per
+request, and the report shows medians and the median overhead over ``bare``. For auditwire the
+in-process figures include building every record in the writer thread: each round ends with a
+flush, inside the timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.apps import VARIANTS, asgi_app, wsgi_app  # noqa: E402
+
+HEADERS = [
+    (b"host", b"bench"),
+    (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"),
+    (b"accept", b"*/*"),
+]
+
+
+def _flush(app: Any) -> None:
+    audit_log = getattr(app, "audit_log", None)
+    if audit_log is not None:
+        audit_log.flush(timeout=60)
+
+
+def asgi_round(app: Any, requests: int) -> tuple[float, float]:
+    """Seconds per request for one round of in-process calls: wall time until every record is
+    built (end to end), and CPU time of the requests' own thread (the request path)."""
+    base = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/users/42", "raw_path": b"/users/42", "query_string": b"",
+        "root_path": "", "headers": HEADERS, "client": ("203.0.113.9", 5000),
+        "server": ("bench", 80),
+    }  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        pass
+
+    async def run() -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.thread_time()
+        for _ in range(requests):
+            await app(dict(base), receive, send)
+        cpu = time.thread_time() - cpu
+        _flush(app)
+        return (time.perf_counter() - start) / requests, cpu / requests
+
+    return asyncio.run(run())
+
+
+def wsgi_round(app: Any, requests: int) -> tuple[float, float]:
+    environ_base = {
+        "REQUEST_METHOD": "GET", "PATH_INFO": "/users/42", "SCRIPT_NAME": "", "QUERY_STRING": "",
+        "SERVER_NAME": "bench", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "203.0.113.9", "HTTP_HOST": "bench",
+        "HTTP_USER_AGENT": HEADERS[1][1].decode(), "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": False,
+        "wsgi.run_once": False, "wsgi.version": (1, 0),
+    }  # fmt: skip
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        return None
+
+    start, cpu = time.perf_counter(), time.thread_time()
+    for _ in range(requests):
+        environ = dict(environ_base)
+        environ["wsgi.input"] = io.BytesIO(b"")
+        body = app(environ, start_response)
+        for _chunk in body:
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    cpu = time.thread_time() - cpu
+    _flush(app)
+    return (time.perf_counter() - start) / requests, cpu / requests
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class UvicornServer:
+    """One uvicorn process serving ``bench.apps:app`` for a variant."""
+
+    def __init__(self, variant: str) -> None:
+        self.port = _free_port()
+        env = {**os.environ, "VARIANT": variant, "PYTHONPATH": str(ROOT)}
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "uvicorn", "bench.apps:app", "--port", str(self.port),
+                "--log-level", "warning", "--no-access-log", "--lifespan", "off",
+            ],
+            env=env,
+            cwd=ROOT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"uvicorn for {variant} did not start")
+
+    def round(self, requests: int) -> tuple[float, float]:
+        request = (
+            b"GET /users/42 HTTP/1.1\r\nHost: bench\r\nUser-Agent: " + HEADERS[1][1] + b"\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", self.port)) as conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            start = time.perf_counter()
+            conn.sendall(request * requests)
+            seen = 0
+            buffer = b""
+            while seen < requests:
+                chunk = conn.recv(1 << 20)
+                if not chunk:
+                    raise RuntimeError("server closed the connection")
+                buffer += chunk
+                seen += chunk.count(b"HTTP/1.1 200")
+                buffer = buffer[-16:]
+            elapsed = (time.perf_counter() - start) / requests
+            return elapsed, elapsed
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+Sample = tuple[float, float]
+
+
+def measure(rounds: int, runners: dict[str, Callable[[], Sample]]) -> dict[str, list[Sample]]:
+    results: dict[str, list[Sample]] = {v: [] for v in runners}
+    for runner in runners.values():  # warm-up: caches, lazy imports, the writer thread
+        runner()
+    for index in range(rounds):
+        order = list(runners) if index % 2 == 0 else list(reversed(runners))
+        for variant in order:
+            results[variant].append(runners[variant]())
+    return results
+
+
+def report(name: str, results: dict[str, list[Sample]], *, cpu: bool = True) -> list[str]:
+    wall = {v: statistics.median(s[0] for s in r) * 1e6 for v, r in results.items()}
+    own = {v: statistics.median(s[1] for s in r) * 1e6 for v, r in results.items()}
+    lines = [f"\n{name}"]
+    if cpu:
+        lines.append(
+            f"  {'variant':<10} {'µs/request':>11} {'overhead':>9} "
+            f"{'request-path µs':>16} {'overhead':>9}"
+        )
+    else:
+        lines.append(f"  {'variant':<10} {'µs/request':>11} {'overhead':>9}")
+    for variant in results:
+        line = f"  {variant:<10} {wall[variant]:11.1f} "
+        line += f"{wall[variant] - wall['bare']:9.1f}" if variant != "bare" else " " * 9
+        if cpu:
+            line += f" {own[variant]:16.1f} "
+            line += f"{own[variant] - own['bare']:9.1f}" if variant != "bare" else ""
+        lines.append(line)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=2000, help="per in-process round")
+    parser.add_argument("--pipeline", type=int, default=2000, help="per uvicorn round")
+    args = parser.parse_args()
+    lines = [f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.rounds} rounds"]
+
+    apps = {v: asgi_app(v) for v in VARIANTS}
+    asgi = measure(
+        args.rounds,
+        {v: (lambda a=a: asgi_round(a, args.requests)) for v, a in apps.items()},
+    )
+    lines += report("ASGI in-process (Starlette)", asgi)
+
+    servers = {v: UvicornServer(v) for v in VARIANTS}
+    try:
+        served = measure(
+            args.rounds,
+            {v: (lambda s=s: s.round(args.pipeline)) for v, s in servers.items()},
+        )
+    finally:
+        for server in servers.values():
+            server.stop()
+    lines += report("ASGI under uvicorn (Starlette, pipelined keep-alive)", served, cpu=False)
+
+    wsgi_apps = {v: wsgi_app(v) for v in VARIANTS}
+    wsgi = measure(
+        args.rounds,
+        {v: (lambda a=a: wsgi_round(a, args.requests)) for v, a in wsgi_apps.items()},
+    )
+    lines += report("WSGI in-process (Flask)", wsgi)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
