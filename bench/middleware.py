@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
 import os
 import socket
@@ -206,7 +207,7 @@ def main() -> None:
     apps = {v: asgi_app(v) for v in VARIANTS}
     asgi = measure(
         args.rounds,
-        {v: (lambda a=a: asgi_round(a, args.requests)) for v, a in apps.items()},
+        {v: functools.partial(asgi_round, a, args.requests) for v, a in apps.items()},
     )
     lines += report("ASGI in-process (Starlette)", asgi)
 
@@ -214,7 +215,7 @@ def main() -> None:
     try:
         served = measure(
             args.rounds,
-            {v: (lambda s=s: s.round(args.pipeline)) for v, s in servers.items()},
+            {v: functools.partial(s.round, args.pipeline) for v, s in servers.items()},
         )
     finally:
         for server in servers.values():
@@ -224,7 +225,7 @@ def main() -> None:
     wsgi_apps = {v: wsgi_app(v) for v in VARIANTS}
     wsgi = measure(
         args.rounds,
-        {v: (lambda a=a: wsgi_round(a, args.requests)) for v, a in wsgi_apps.items()},
+        {v: functools.partial(wsgi_round, a, args.requests) for v, a in wsgi_apps.items()},
     )
     lines += report("WSGI in-process (Flask)", wsgi)
     print("\n".join(lines))

@@ -20,7 +20,7 @@ LOCAL_BLOCKS = [b for b in BLOCKS if b not in ES_BLOCKS]
 @pytest.mark.parametrize("block", LOCAL_BLOCKS, ids=lambda b: b.splitlines()[0][:40])
 def test_readme_examples_run(block: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    exec(compile(block, "README.md", "exec"), {})
+    exec(compile(block, "README.md", "exec"), {"__name__": "__main__"})
 
 
 @pytest.mark.parametrize("block", ES_BLOCKS, ids=lambda b: b.splitlines()[0][:40])

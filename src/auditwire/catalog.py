@@ -16,7 +16,7 @@ the target's, ``{{***1337}}`` the masked API key.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -104,57 +104,67 @@ _ATTRIBUTE = {
 _PARTS = frozenset({"actor", "target", "request", "trace", "device"})
 
 
-def _record_value(record: AuditRecord, path: str) -> Any:
-    """A scalar field of the record by its (API) path, without serialising the record."""
+_RECORD_FIELDS = frozenset({"tenant", "ip_address", "user_agent", "action", "category", "outcome"})
+
+
+def _record_getter(path: str) -> Callable[[AuditRecord], Any] | None:
+    """A getter for a scalar field of the record by its (API) path — or ``None`` when the path
+    names no such field — made once per template so rendering serialises nothing."""
     head, _, rest = path.partition(".")
-    if head in _PARTS:
-        part = getattr(record, head)
-        if part is None or not rest:
-            return None
+    if head in _PARTS and rest and "." not in rest:
         attribute = _ATTRIBUTE.get(rest, rest)
-        return getattr(part, attribute) if attribute in part.__slots__ else None
-    if rest:
-        return None
+
+        def part_field(record: AuditRecord) -> Any:
+            part = getattr(record, head)
+            return getattr(part, attribute, None) if part is not None else None
+
+        return part_field
     attribute = _ATTRIBUTE.get(head, head)
-    if attribute in ("tenant", "ip_address", "user_agent", "action", "category", "outcome"):
-        return getattr(record, attribute)
+    if not rest and attribute in _RECORD_FIELDS:
+        return lambda record: getattr(record, attribute)
     return None
 
 
+_Variable = tuple[tuple[str, ...], tuple[Callable[["AuditRecord"], Any], ...], bool]
+
+
 @lru_cache(maxsize=1024)
-def _compile(template: str) -> tuple[str | tuple[str, tuple[str, ...], bool], ...]:
-    """Literal text and, for each variable, the paths to try in order (metadata first, then
-    the record, for the name and then for each alias)."""
-    parts: list[str | tuple[str, tuple[str, ...], bool]] = []
+def _compile(template: str) -> tuple[str | _Variable, ...]:
+    """Literal text and, for each variable, the paths to try in the metadata and the getters
+    to try on the record (for the name, then for each alias), and whether it is masked."""
+    parts: list[str | _Variable] = []
     position = 0
     for match in _VARIABLE.finditer(template):
         parts.append(template[position : match.start()])
         name = match.group(1)
-        parts.append((name, (name, *ALIASES.get(name, ())), name in _MASKED_ALIASES))
+        paths = (name, *ALIASES.get(name, ()))
+        getters = tuple(g for g in map(_record_getter, paths) if g is not None)
+        parts.append((paths, getters, name in _MASKED_ALIASES))
         position = match.end()
     parts.append(template[position:])
     return tuple(p for p in parts if p != "")
 
 
+def _scalar(value: Any) -> bool:
+    # Only scalars render: ``{{actor}}`` reaches its alias, not the actor object.
+    return isinstance(value, (str, int, float)) and value != ""
+
+
 def render_template(template: str, record: AuditRecord) -> str:
-    """Fill ``{{variables}}`` from the record; see the module docstring for the lookup order."""
+    """Fill ``{{variables}}`` from the record; see the module docstring for the lookup order
+    (metadata first for every candidate path, then the record)."""
     out: list[str] = []
     metadata = record.metadata
     for part in _compile(template):
         if isinstance(part, str):
             out.append(part)
             continue
-        _, paths, masked = part
+        paths, getters, masked = part
         found: Any = None
-        for path in paths:
-            from_metadata = _lookup(metadata, path) if metadata else None
-            for candidate in (from_metadata, _record_value(record, path)):
-                # Only scalars render: ``{{actor}}`` reaches its alias, not the actor object.
-                if isinstance(candidate, (str, int, float)) and candidate != "":
-                    found = candidate
-                    break
-            if found is not None:
-                break
+        if metadata:
+            found = next((v for v in (_lookup(metadata, p) for p in paths) if _scalar(v)), None)
+        if found is None:
+            found = next((v for v in (g(record) for g in getters) if _scalar(v)), None)
         text = MISSING if found is None else str(found)
         out.append(mask_secret(text) if masked and found is not None else text)
     return "".join(out)

@@ -46,8 +46,12 @@ def parse_ip(text: str) -> IPAddress | None:
     return address
 
 
-#: ``str()`` of an address is slow in ``ipaddress``; addresses repeat, so remember it.
-_text = lru_cache(maxsize=65536)(str)
+@lru_cache(maxsize=65536)
+def canonical(text: str) -> str | None:
+    """:func:`parse_ip` as canonical text (``ipaddress`` is slow to format and to hash its
+    objects; addresses repeat, so the text form is cached by the input)."""
+    address = parse_ip(text)
+    return None if address is None else str(address)
 
 
 class TrustedProxies:
@@ -56,7 +60,7 @@ class TrustedProxies:
     ``"*"`` trusts every peer: only for apps reachable solely through the proxy.
     """
 
-    __slots__ = ("_addresses", "_all", "_networks")
+    __slots__ = ("_addresses", "_all", "_networks", "trusts")
 
     def __init__(self, proxies: Iterable[str] = ()) -> None:
         self._all = False
@@ -76,6 +80,11 @@ class TrustedProxies:
                 if address is None:
                     raise ValueError(f"trusted proxy {item!r} is not an IP address")
                 self._addresses.add(address)
+        #: ``trusts(canonical_text)``, cached per instance.
+        self.trusts = lru_cache(maxsize=65536)(self._trusts)
+
+    def _trusts(self, text: str) -> bool:
+        return parse_ip(text) in self
 
     def __bool__(self) -> bool:
         return self._all or bool(self._addresses) or bool(self._networks)
@@ -128,21 +137,20 @@ def resolve(
     header: ProxyHeader = "x-forwarded-for",
 ) -> ClientAddress:
     """The client address for a peer and the values of its forwarding header lines."""
-    peer_ip = parse_ip(peer) if peer else None
-    peer_text = _text(peer_ip) if peer_ip is not None else None
-    if peer_ip not in trusted or not header_values:
+    peer_text = canonical(peer) if peer else None
+    if peer_text is None or not header_values or not trusted.trusts(peer_text):
         return ClientAddress(peer_text, peer_text)
     entries = (
         forwarded_for(header_values) if header == "forwarded" else x_forwarded_for(header_values)
     )
-    client: IPAddress | None = peer_ip
+    client = peer_text
     for entry in reversed(entries):
-        hop = parse_ip(entry)
+        hop = canonical(entry.strip())
         if hop is None:
             # An obfuscated or malformed hop (``unknown``, ``_gw1``, garbage): the client is
             # behind it and cannot be named. Better unknown than a proxy misattributed.
             return ClientAddress(None, peer_text)
         client = hop
-        if hop not in trusted:
+        if not trusted.trusts(hop):
             break
-    return ClientAddress(_text(client), peer_text)
+    return ClientAddress(client, peer_text)
