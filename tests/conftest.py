@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from auditwire import AuditLog
 from auditwire.stores.elasticsearch import ElasticsearchStore
 from tests.support.engine import Engine, EngineError
 
@@ -62,6 +64,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"integration tests ran against Elasticsearch {_engine_info['version']}"
         )
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[AuditLog]:
+    """An audit log over a fresh SQLite file, closed (and so flushed) after the test."""
+    audit_log = AuditLog(f"sqlite:///{tmp_path}/audit.db")
+    yield audit_log
+    audit_log.close()
 
 
 @pytest.fixture

@@ -10,9 +10,12 @@ from hypothesis import strategies as st
 
 from auditwire import (
     Actor,
+    AuditLog,
+    AuditQuery,
     AuditRecord,
     DeviceInfo,
     RequestInfo,
+    SQLiteStore,
     Target,
     TraceInfo,
     record_schema,
@@ -130,3 +133,14 @@ def records(draw: st.DrawFn) -> AuditRecord:
             st.none() | st.builds(DeviceInfo, id=_opt_text, browser=_opt_text, os=_opt_text)
         ),
     )
+
+
+def written(log: AuditLog) -> list[AuditRecord]:
+    """Every record a SQLite-backed log holds once its writer is flushed, newest first, each
+    checked against the shipped schema."""
+    assert log.flush(timeout=10)
+    assert isinstance(log.store, SQLiteStore)
+    found = log.store.search(AuditQuery(limit=1000))
+    for record in found:
+        VALIDATOR.validate(record.to_api())
+    return found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 import auditwire
-from auditwire import AuditLog, AuditRecord, InvalidRecordError, SQLiteStore
+from auditwire import AuditLog, InvalidRecordError
 from auditwire.asgi import AuditMiddleware
 from auditwire.devices import DeviceRegistry
-from tests.records import VALIDATOR
+from tests.records import written as records
 
 pytestmark = pytest.mark.anyio
 
@@ -34,22 +34,6 @@ FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[AuditLog]:
-    audit_log = AuditLog(f"sqlite:///{tmp_path}/audit.db")
-    yield audit_log
-    audit_log.close()
-
-
-def records(log: AuditLog) -> list[AuditRecord]:
-    assert log.flush(timeout=10)
-    assert isinstance(log.store, SQLiteStore)
-    found = log.store.search(auditwire.AuditQuery(limit=1000))
-    for record in found:
-        VALIDATOR.validate(record.to_api())
-    return found
 
 
 async def rotate(request: Request) -> Response:

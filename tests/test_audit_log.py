@@ -24,11 +24,6 @@ from auditwire.stores.jsonl import JsonLinesSink
 from tests.records import VALIDATOR
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> AuditLog:
-    return AuditLog(f"sqlite:///{tmp_path}/audit.db")
-
-
 def test_record_fills_category_and_message_from_the_catalog(log: AuditLog) -> None:
     record = log.record(
         "api_key.rotated",

@@ -17,27 +17,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 import auditwire
-from auditwire import AuditLog, AuditQuery, AuditRecord, InvalidRecordError, SQLiteStore
+from auditwire import AuditLog, InvalidRecordError
 from auditwire.asgi import AuditMiddleware
 from auditwire.logging import AuditHandler, AuditJsonFormatter
 from auditwire.structlog import AuditProcessor
-from tests.records import VALIDATOR
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[AuditLog]:
-    audit_log = AuditLog(f"sqlite:///{tmp_path}/audit.db")
-    yield audit_log
-    audit_log.close()
-
-
-def records(log: AuditLog) -> list[AuditRecord]:
-    assert log.flush(timeout=10)
-    assert isinstance(log.store, SQLiteStore)
-    found = log.store.search(AuditQuery(limit=1000))
-    for record in found:
-        VALIDATOR.validate(record.to_api())
-    return found
+from tests.records import written as records
 
 
 @pytest.fixture

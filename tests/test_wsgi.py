@@ -5,32 +5,15 @@ closes the response iterable, which is when the middleware hands the record off.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask, abort, request
 
 import auditwire
-from auditwire import AuditLog, AuditQuery, AuditRecord, SQLiteStore
+from auditwire import AuditLog
 from auditwire.wsgi import AuditMiddleware, init_flask
-from tests.records import VALIDATOR
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[AuditLog]:
-    audit_log = AuditLog(f"sqlite:///{tmp_path}/audit.db")
-    yield audit_log
-    audit_log.close()
-
-
-def records(log: AuditLog) -> list[AuditRecord]:
-    assert log.flush(timeout=10)
-    assert isinstance(log.store, SQLiteStore)
-    found = log.store.search(AuditQuery(limit=1000))
-    for record in found:
-        VALIDATOR.validate(record.to_api())
-    return found
+from tests.records import written as records
 
 
 class Boom(Exception):
