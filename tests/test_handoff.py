@@ -71,3 +71,24 @@ def test_close_flushes_and_refuses_later_submissions() -> None:
     assert sum(len(ids) for _, ids in sink.written) == 1
     with pytest.raises(RuntimeError, match="closed"):
         writer.submit(full_record())
+
+
+class Broken:
+    def build(self) -> Sequence[AuditRecord]:
+        raise RuntimeError("capture bug")
+
+
+def test_a_failing_build_loses_only_itself_and_the_worker_survives() -> None:
+    sink = SlowSink()
+    sink.release.set()
+    writer = BackgroundWriter(sink, linger=0)
+    good = [full_record() for _ in range(3)]
+    writer.submit(good[0])
+    writer.submit(Broken())
+    writer.submit(good[1])
+    assert writer.flush(timeout=10)
+    writer.submit(good[2])
+    assert writer.flush(timeout=10)
+    assert sorted(i for _, ids in sink.written for i in ids) == sorted(r.id for r in good)
+    assert writer.stats().failed == 1
+    writer.close()

@@ -32,13 +32,12 @@ _last_random = 0
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 
 
-def _encode(value: int, length: int) -> str:
-    """Crockford base32 of ``value`` in ``length`` characters (``length`` even)."""
-    pairs = []
-    for _ in range(length // 2):
-        value, pair = divmod(value, 1024)
-        pairs.append(_PAIRS[pair])
-    return "".join(reversed(pairs))
+_SHIFTS = tuple(range(120, -1, -10))  # 13 ten-bit groups of a 130-bit value, high first
+
+
+def _encode(value: int) -> str:
+    """Crockford base32 of a 128-bit ``value`` in 26 characters (two leading zero bits)."""
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
 def new_id(now_ms: int | None = None) -> str:
@@ -52,7 +51,7 @@ def new_id(now_ms: int | None = None) -> str:
         else:
             rand = _rng.getrandbits(_RANDOM_BITS)
         _last_ms, _last_random = ms, rand
-    return PREFIX + _encode((ms << _RANDOM_BITS) | rand, 26)
+    return PREFIX + _encode((ms << _RANDOM_BITS) | rand)
 
 
 def id_timestamp_ms(record_id: str) -> int:

@@ -169,10 +169,11 @@ class RequestFacts(AuditContext):
         return self
 
     def started(self) -> datetime:
-        """When the request started, in UTC: the monotonic start shifted by the current offset
-        between the clocks (read close to the request, in the writer)."""
+        """When the request started, in UTC with millisecond precision: the monotonic start
+        shifted by the current offset between the clocks (read close to the request, in the
+        writer)."""
         offset = time.time_ns() - time.perf_counter_ns()
-        return datetime.fromtimestamp((self.start_ns + offset) / 1e9, timezone.utc)
+        return datetime.fromtimestamp((self.start_ns + offset) // 1_000_000 / 1000, timezone.utc)
 
     def headers(self) -> dict[str, list[str]]:
         if self._headers is None:
@@ -434,13 +435,16 @@ class Capture:
             status = 499  # the client closed the connection before an answer
         elif facts.error_type is not None and status is None:
             status = 500
-        return RequestInfo(
+        # Every value is made valid here (request id by its pattern, method by its pattern,
+        # paths capped and NUL-free, status in range, peer canonical), so the info is built
+        # without validating it again.
+        return RequestInfo._sanitised(
             id=facts.request_id,
             method=facts.method if _METHOD.match(facts.method) else None,
             route=facts.route,
             path=facts.path[:MAX_PATH].replace("\x00", ""),
-            status=status if status is not None and 100 <= status <= 599 else None,
-            duration_ms=facts.duration_ns / 1_000_000,
+            status=status if isinstance(status, int) and 100 <= status <= 599 else None,
+            duration_ms=round(facts.duration_ns / 1_000_000, 3),
             peer_ip=facts.client_address().peer,
         )
 

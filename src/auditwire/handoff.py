@@ -17,6 +17,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
@@ -118,37 +119,57 @@ class BackgroundWriter:
     def _run(self) -> None:
         while True:
             try:
+                items = self._next_batch()
+                if items is None:
+                    return
+                self._process(items)
+            except Exception:  # the worker must outlive any bug, or records would pile up
+                logger.exception("auditwire: the audit writer hit an unexpected error")
+
+    def _next_batch(self) -> list[object] | None:
+        """The next batch, ``None`` once stopped. After the first item it lets a batch gather
+        while waiting (which releases the GIL), then takes it in one go: one wake-up per batch
+        instead of one GIL hand-over per record, which keeps the writer from slowing the
+        request threads it serves."""
+        while True:
+            try:
                 first = self._queue.get(timeout=0.5)
+                break
             except Empty:
                 if self._closed:
-                    return
-                continue
-            if first is _STOP:
-                return
-            items = [first]
-            # Let a batch gather while sleeping (which releases the GIL), then take it in one
-            # go: one wake-up per batch instead of one GIL hand-over per record, which is what
-            # keeps the writer from slowing the request threads it serves.
-            if self.linger > 0 and not self._hurry.is_set():
-                self._hurry.wait(self.linger)
-            while len(items) < self.batch_size:
-                try:
-                    items.append(self._queue.get_nowait())
-                except Empty:
-                    break
-            if _STOP in items:
-                items.remove(_STOP)
-                self._queue.put(_STOP)  # still stop once this batch is written
-            markers = [item for item in items if type(item) is _Marker]
+                    return None
+        if first is _STOP:
+            return None
+        items = [first]
+        if self.linger > 0 and not self._hurry.is_set():
+            self._hurry.wait(self.linger)
+        while len(items) < self.batch_size:
+            try:
+                item = self._queue.get_nowait()
+            except Empty:
+                break
+            if item is _STOP:
+                self._queue.put(_STOP)  # stop once this batch is written
+                break
+            items.append(item)
+        return items
+
+    def _process(self, items: list[object]) -> None:
+        markers = [item for item in items if type(item) is _Marker]
+        try:
             records: list[AuditRecord] = []
             for item in items:
                 if type(item) is _Marker:
                     continue
                 try:
                     records.extend(_records(item))
-                except Exception as exc:  # a bug in capture must not stop the worker
+                except Exception as exc:  # a bug in capture must not stop the batch
                     self._note_failure(f"building a record failed: {exc!r}")
+                # Building is CPU work under the GIL: hand it over between records, so a
+                # request waits at most one record's build for it, not a switch interval.
+                time.sleep(0)
             self._write(records)
+        finally:
             with self._lock:
                 self._done += len(items) - len(markers)
             for marker in markers:
