@@ -11,10 +11,14 @@ auditwire, OpenTelemetry):
    the time per request is the server's.
 3. WSGI in-process: a minimal Flask app called with a WSGI environ.
 
-Variants run interleaved round by round (machines here are noisy); each round gives a time per
-request, and the report shows medians and the median overhead over ``bare``. For auditwire the
-in-process figures include building every record in the writer thread: each round ends with a
-flush, inside the timing.
+Variants run interleaved round by round (machines here are noisy); the report shows medians
+and overheads over ``bare``. Two measures each:
+
+- in-process: wall time per request until every record is built (each round ends with a
+  flush, inside the timing: the end-to-end cost), and CPU time of the requests' own thread
+  (the request path, what a request waits for);
+- under uvicorn: wall time per request of the pipelined batch, and the server process's CPU
+  time per request once it is idle again (so it includes building the records).
 """
 
 from __future__ import annotations
@@ -136,10 +140,28 @@ class UvicornServer:
                 time.sleep(0.1)
         raise RuntimeError(f"uvicorn for {variant} did not start")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def settled_cpu(self) -> float:
+        """CPU time once the process has gone idle (its writer has built what it was given)."""
+        last = self.cpu_seconds()
+        while True:
+            time.sleep(0.2)
+            now = self.cpu_seconds()
+            if now - last < 0.005:
+                return now
+            last = now
+
     def round(self, requests: int) -> tuple[float, float]:
+        """Wall time per request of a pipelined batch, and the server's CPU time per request
+        including the work its writer finishes after the batch."""
         request = (
             b"GET /users/42 HTTP/1.1\r\nHost: bench\r\nUser-Agent: " + HEADERS[1][1] + b"\r\n\r\n"
         )
+        cpu = self.settled_cpu()
         with socket.create_connection(("127.0.0.1", self.port)) as conn:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             start = time.perf_counter()
@@ -154,7 +176,7 @@ class UvicornServer:
                 seen += chunk.count(b"HTTP/1.1 200")
                 buffer = buffer[-16:]
             elapsed = (time.perf_counter() - start) / requests
-            return elapsed, elapsed
+        return elapsed, (self.settled_cpu() - cpu) / requests
 
     def stop(self) -> None:
         self.process.terminate()
@@ -175,23 +197,21 @@ def measure(rounds: int, runners: dict[str, Callable[[], Sample]]) -> dict[str, 
     return results
 
 
-def report(name: str, results: dict[str, list[Sample]], *, cpu: bool = True) -> list[str]:
-    wall = {v: statistics.median(s[0] for s in r) * 1e6 for v, r in results.items()}
-    own = {v: statistics.median(s[1] for s in r) * 1e6 for v, r in results.items()}
-    lines = [f"\n{name}"]
-    if cpu:
-        lines.append(
-            f"  {'variant':<10} {'µs/request':>11} {'overhead':>9} "
-            f"{'request-path µs':>16} {'overhead':>9}"
-        )
-    else:
-        lines.append(f"  {'variant':<10} {'µs/request':>11} {'overhead':>9}")
+def report(
+    name: str, results: dict[str, list[Sample]], *, second: str = "request-path µs"
+) -> list[str]:
+    """Medians per variant of both measures, and their overheads over ``bare``."""
+    first = {v: statistics.median(s[0] for s in r) * 1e6 for v, r in results.items()}
+    other = {v: statistics.median(s[1] for s in r) * 1e6 for v, r in results.items()}
+    lines = [
+        f"\n{name}",
+        f"  {'variant':<10} {'µs/request':>11} {'overhead':>9} {second:>16} {'overhead':>9}",
+    ]
     for variant in results:
-        line = f"  {variant:<10} {wall[variant]:11.1f} "
-        line += f"{wall[variant] - wall['bare']:9.1f}" if variant != "bare" else " " * 9
-        if cpu:
-            line += f" {own[variant]:16.1f} "
-            line += f"{own[variant] - own['bare']:9.1f}" if variant != "bare" else ""
+        line = f"  {variant:<10} {first[variant]:11.1f} "
+        line += f"{first[variant] - first['bare']:9.1f}" if variant != "bare" else " " * 9
+        line += f" {other[variant]:16.1f} "
+        line += f"{other[variant] - other['bare']:9.1f}" if variant != "bare" else ""
         lines.append(line)
     return lines
 
@@ -220,7 +240,9 @@ def main() -> None:
     finally:
         for server in servers.values():
             server.stop()
-    lines += report("ASGI under uvicorn (Starlette, pipelined keep-alive)", served, cpu=False)
+    lines += report(
+        "ASGI under uvicorn (Starlette, pipelined keep-alive)", served, second="server CPU µs"
+    )
 
     wsgi_apps = {v: wsgi_app(v) for v in VARIANTS}
     wsgi = measure(

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("auditwire")
 _STOP = object()
+#: The longest the writer holds the GIL while building records (seconds).
+YIELD_EVERY = 0.0005
 
 
 class _Marker:
@@ -158,6 +160,7 @@ class BackgroundWriter:
         markers = [item for item in items if type(item) is _Marker]
         try:
             records: list[AuditRecord] = []
+            yielded = time.perf_counter()
             for item in items:
                 if type(item) is _Marker:
                     continue
@@ -165,9 +168,12 @@ class BackgroundWriter:
                     records.extend(_records(item))
                 except Exception as exc:  # a bug in capture must not stop the batch
                     self._note_failure(f"building a record failed: {exc!r}")
-                # Building is CPU work under the GIL: hand it over between records, so a
-                # request waits at most one record's build for it, not a switch interval.
-                time.sleep(0)
+                # Building is CPU work under the GIL: hand the GIL over every YIELD_EVERY
+                # seconds, so a request waits at most that long for the writer rather than a
+                # whole switch interval (5 ms).
+                if time.perf_counter() - yielded > YIELD_EVERY:
+                    time.sleep(0)
+                    yielded = time.perf_counter()
             self._write(records)
         finally:
             with self._lock:
