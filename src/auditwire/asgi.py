@@ -64,8 +64,7 @@ class AuditMiddleware:
         )
         if capture.read_span is not None:
             facts.span_context = capture.read_span()
-        context = facts.context
-        scope[SCOPE_KEY] = context
+        scope[SCOPE_KEY] = facts
         completed = False
 
         async def audit_send(message: Message) -> None:
@@ -73,7 +72,7 @@ class AuditMiddleware:
             message_type = message["type"]
             if message_type == "http.response.start":
                 facts.status = message["status"]
-                if capture.devices is not None and context.action in capture.login_actions:
+                if capture.devices is not None and facts.action in capture.login_actions:
                     cookie = capture.device_cookie_header(facts, scope.get("scheme") == "https")
                     if cookie is not None:
                         message["headers"] = [*message.get("headers", ()), cookie]
@@ -81,7 +80,7 @@ class AuditMiddleware:
                 completed = True
             await send(message)
 
-        token = bind(context)
+        token = bind(facts)
         try:
             await self.app(scope, receive, audit_send)
         except BaseException as exc:

@@ -216,6 +216,23 @@ class RequestFacts(AuditContext):
             )
         return self._request_id
 
+    def request_info(
+        self, *, status: int | None = None, duration_ms: float | None = None
+    ) -> RequestInfo:
+        """The request part of a record. Every value is made valid here (request id and method
+        by their patterns, paths capped and NUL-free, the peer canonical), so it is built
+        without validating it again; ``status`` and ``duration_ms`` come checked by the caller.
+        """
+        return RequestInfo._sanitised(
+            id=self.request_id,
+            method=self.method if _METHOD.match(self.method) else None,
+            route=self.route,
+            path=self.path[:MAX_PATH].replace("\x00", ""),
+            status=status,
+            duration_ms=duration_ms,
+            peer_ip=self.client_address().peer,
+        )
+
     def build(self) -> Sequence[AuditRecord]:
         """The records of this request (run by the writer: see :meth:`Capture.build`)."""
         return self.capture.build(self)
@@ -435,17 +452,9 @@ class Capture:
             status = 499  # the client closed the connection before an answer
         elif facts.error_type is not None and status is None:
             status = 500
-        # Every value is made valid here (request id by its pattern, method by its pattern,
-        # paths capped and NUL-free, status in range, peer canonical), so the info is built
-        # without validating it again.
-        return RequestInfo._sanitised(
-            id=facts.request_id,
-            method=facts.method if _METHOD.match(facts.method) else None,
-            route=facts.route,
-            path=facts.path[:MAX_PATH].replace("\x00", ""),
+        return facts.request_info(
             status=status if isinstance(status, int) and 100 <= status <= 599 else None,
             duration_ms=round(facts.duration_ns / 1_000_000, 3),
-            peer_ip=facts.client_address().peer,
         )
 
     def _metadata(self, facts: RequestFacts) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from auditwire.capture import trace_info
 from auditwire.context import current
 from auditwire.errors import InvalidRecordError
-from auditwire.record import RequestInfo
 
 if TYPE_CHECKING:
     from auditwire.audit_log import AuditLog
@@ -73,10 +72,6 @@ def build_from_log(
         metadata=metadata,
         ip_address=facts.ip_address if facts is not None else None,
         user_agent=facts.user_agent if facts is not None else None,
-        request=(
-            RequestInfo(id=facts.request_id, method=facts.method, path=facts.path[:2048])
-            if facts is not None
-            else None
-        ),
+        request=facts.request_info() if facts is not None else None,
         trace=trace_info(facts.span_context) if facts is not None else None,
     )

@@ -58,8 +58,7 @@ class AuditMiddleware:
         )
         if capture.read_span is not None:
             facts.span_context = capture.read_span()
-        context = facts.context
-        environ[ENVIRON_KEY] = context
+        environ[ENVIRON_KEY] = facts
 
         def audit_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -68,14 +67,14 @@ class AuditMiddleware:
                 facts.status = int(status[:3])
             except (TypeError, ValueError):
                 facts.status = None
-            if capture.devices is not None and context.action in capture.login_actions:
+            if capture.devices is not None and facts.action in capture.login_actions:
                 secure = environ.get("wsgi.url_scheme") == "https"
                 cookie = capture.device_cookie_header(facts, secure)
                 if cookie is not None:
                     headers = [*headers, (cookie[0].decode(), cookie[1].decode("latin-1"))]
             return start_response(status, headers, exc_info)
 
-        token = bind(context)
+        token = bind(facts)
         try:
             result = self.app(environ, audit_start_response)
         except BaseException as exc:
