@@ -23,7 +23,7 @@ from auditwire.index_template import (
     read_pattern,
     write_index,
 )
-from auditwire.query import AuditQuery, to_elasticsearch
+from auditwire.query import AuditQuery, Page, to_elasticsearch
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -170,6 +170,23 @@ class ElasticsearchStore:
             index=self.read_pattern, ignore_unavailable=True, allow_no_indices=True, **body
         )
         return [from_ecs(hit["_source"]) for hit in response["hits"]["hits"]]
+
+    def page(self, query: AuditQuery, page: int = 1) -> Page:
+        """Page ``page`` (from 1) of ``query.limit`` records, with the total for a dashboard.
+        Deep pages should use cursors (``AuditQuery.after``): offsets past 10,000 are refused
+        by Elasticsearch."""
+        body = to_elasticsearch(query)
+        body["from"] = (page - 1) * query.limit
+        response = self.client.search(
+            index=self.read_pattern, ignore_unavailable=True, allow_no_indices=True, **body
+        )
+        hits = response["hits"]
+        return Page(
+            [from_ecs(hit["_source"]) for hit in hits["hits"]],
+            int(hits["total"]["value"]),
+            page,
+            query.limit,
+        )
 
     def count(self, query: AuditQuery | None = None) -> int:
         body = to_elasticsearch(query if query is not None else AuditQuery())

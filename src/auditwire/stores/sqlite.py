@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from auditwire.errors import RecordNotFoundError, StoreError
-from auditwire.query import SQL_ORDER, AuditQuery, to_sql
+from auditwire.query import SQL_ORDER, AuditQuery, Page, ip_key, to_sql
 from auditwire.record import AuditRecord, format_timestamp
 
 SCHEMA = """
@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS audit_records (
     target_id TEXT,
     tenant TEXT,
     ip_address TEXT,
+    ip_key TEXT,
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (timestamp DESC, id DESC);
@@ -41,6 +42,7 @@ CREATE INDEX IF NOT EXISTS audit_records_tenant_time
 CREATE INDEX IF NOT EXISTS audit_records_action ON audit_records (action);
 CREATE INDEX IF NOT EXISTS audit_records_actor ON audit_records (actor_id);
 CREATE INDEX IF NOT EXISTS audit_records_target ON audit_records (target_id);
+CREATE INDEX IF NOT EXISTS audit_records_ip ON audit_records (ip_key);
 CREATE TRIGGER IF NOT EXISTS audit_records_no_update BEFORE UPDATE ON audit_records
 BEGIN SELECT RAISE(ABORT, 'audit records are append-only: UPDATE refused'); END;
 CREATE TRIGGER IF NOT EXISTS audit_records_no_delete BEFORE DELETE ON audit_records
@@ -49,7 +51,7 @@ BEGIN SELECT RAISE(ABORT, 'audit records are append-only: DELETE refused'); END;
 
 _COLUMNS = (
     "id, timestamp, action, category, outcome, actor_type, actor_id, actor_email,"
-    " target_type, target_id, tenant, ip_address, record"
+    " target_type, target_id, tenant, ip_address, ip_key, record"
 )
 
 
@@ -68,6 +70,7 @@ def _row(record: AuditRecord) -> tuple[str | None, ...]:
         target.id if target else None,
         record.tenant,
         record.ip_address,
+        ip_key(record.ip_address),
         json.dumps(record.to_api(), ensure_ascii=False, separators=(",", ":")),
     )
 
@@ -98,7 +101,7 @@ class SQLiteStore:
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._conn.executemany(
                     f"INSERT OR IGNORE INTO audit_records ({_COLUMNS})"
-                    f" VALUES ({', '.join('?' * 13)})",
+                    f" VALUES ({', '.join('?' * 14)})",
                     rows,
                 )
                 self._conn.execute("COMMIT")
@@ -125,6 +128,16 @@ class SQLiteStore:
         with self._lock:
             rows = self._conn.execute(sql, [*params, query.limit]).fetchall()
         return [AuditRecord.from_api(json.loads(r[0])) for r in rows]
+
+    def page(self, query: AuditQuery, page: int = 1) -> Page:
+        """Page ``page`` (from 1) of ``query.limit`` records, with the total for a dashboard."""
+        where, params = to_sql(query)
+        sql = f"SELECT record FROM audit_records {where} ORDER BY {SQL_ORDER} LIMIT ? OFFSET ?"
+        offset = (page - 1) * query.limit
+        with self._lock:
+            rows = self._conn.execute(sql, [*params, query.limit, offset]).fetchall()
+        records = [AuditRecord.from_api(json.loads(r[0])) for r in rows]
+        return Page(records, self.count(query), page, query.limit)
 
     def count(self, query: AuditQuery | None = None) -> int:
         where, params = to_sql(query) if query is not None else ("", [])
