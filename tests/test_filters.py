@@ -123,3 +123,51 @@ def test_translation_is_plain_data_with_user_values_only_as_values() -> None:
     assert "OR 1=1" not in where
     assert params[:4] == ["a@b.c", 'x" OR 1=1 --', "a@b.c", 'x" OR 1=1 --']
     assert params[4:6] == ["4:0a000000", "4:0affffff"]
+
+
+def test_list_records_in_a_flask_handler(tmp_path: Any) -> None:
+    from flask import Flask, jsonify, request
+
+    from auditwire import Actor, AuditLog
+    from auditwire.filters import list_records
+
+    log = AuditLog(f"sqlite:///{tmp_path}/audit.db")
+    for n in range(25):
+        log.record(
+            "login_failed" if n % 5 == 0 else "login",
+            actor=Actor(id=f"u{n % 3}", email=f"u{n % 3}@acme.test"),
+            outcome="failure" if n % 5 == 0 else "success",
+            tenant="acme" if n % 2 else "globex",
+        )
+    app = Flask(__name__)
+
+    @app.get("/t/<tenant>/api/v1/admin/audit-logs")
+    def audit_logs(tenant: str) -> Any:
+        try:
+            return jsonify(list_records(log.store, request.args, tenant=tenant))  # type: ignore[arg-type]
+        except InvalidQueryError as exc:
+            return jsonify({"error": {"parameter": exc.parameter, "message": str(exc)}}), 400
+
+    client = app.test_client()
+    first = client.get("/t/acme/api/v1/admin/audit-logs?per_page=5").get_json()
+    assert first["meta"] == {
+        "perPage": 5,
+        "page": 1,
+        "total": 12,
+        "totalPages": 3,
+        "nextCursor": first["meta"]["nextCursor"],
+    }
+    assert all(item["tenant"] == "acme" for item in first["data"])
+    following = client.get(
+        f"/t/acme/api/v1/admin/audit-logs?per_page=5&cursor={first['meta']['nextCursor']}"
+    ).get_json()
+    assert [i["id"] for i in following["data"]] == [
+        i["id"]
+        for i in client.get("/t/acme/api/v1/admin/audit-logs?per_page=5&page=2").get_json()["data"]
+    ]
+    failed = client.get("/t/globex/api/v1/admin/audit-logs?action=login_failed&outcome=failure")
+    assert {i["action"] for i in failed.get_json()["data"]} == {"login_failed"}
+    bad = client.get("/t/acme/api/v1/admin/audit-logs?startDate=soon")
+    assert bad.status_code == 400
+    assert bad.get_json()["error"]["parameter"] == "startDate"
+    log.close()

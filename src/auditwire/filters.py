@@ -17,10 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditwire.errors import InvalidQueryError
 from auditwire.query import MAX_LIMIT, AuditQuery, Position
+
+if TYPE_CHECKING:
+    from auditwire.stores.base import Store
 
 #: Parameter spellings → AuditQuery field (multi-valued fields are tuples there).
 VOCABULARY: dict[str, str] = {
@@ -159,3 +162,37 @@ def parse_list_request(
         # Report the parameter as the caller spelt it, not the model's field name.
         raise InvalidQueryError(spelling.get(exc.parameter, exc.parameter), exc.problem) from None
     return ListRequest(query=query, page=page, cursor=after is not None)
+
+
+def list_records(
+    store: Store,
+    params: Any,
+    *,
+    tenant: str | None = None,
+    ignore: Iterable[str] = (),
+) -> dict[str, Any]:
+    """One call for an API handler in any framework: query parameters in (Flask's
+    ``request.args``, Django's ``request.GET``, Starlette's ``request.query_params``), a page
+    of records as JSON-ready data out — ``{"data": [...], "meta": {...}}``. Invalid
+    parameters raise :class:`~auditwire.errors.InvalidQueryError` (answer it with a 400).
+
+    With ``cursor`` the listing continues after a position and reports no total (deep paging
+    and export); otherwise ``page``/``per_page`` come with ``total`` and ``totalPages``.
+    """
+    request = parse_list_request(params, tenant=tenant, ignore=ignore)
+    query = request.query
+    meta: dict[str, Any] = {"perPage": query.limit}
+    if request.cursor:
+        records = store.search(query)
+        last = records[-1] if len(records) == query.limit else None
+        meta["nextCursor"] = Position.of(last).encode() if last is not None else None
+    else:
+        page = store.page(query, request.page)
+        records = page.records
+        meta.update(
+            page=page.page,
+            total=page.total,
+            totalPages=page.total_pages,
+            nextCursor=page.next_cursor,
+        )
+    return {"data": [record.to_api() for record in records], "meta": meta}

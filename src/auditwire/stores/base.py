@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from auditwire.query import AuditQuery
+    from auditwire.query import AuditQuery, Page
     from auditwire.record import AuditRecord
 
 
@@ -30,5 +30,12 @@ class Store(Sink, Protocol):
         ...
 
     def search(self, query: AuditQuery) -> list[AuditRecord]:
-        """Records matching ``query``, newest first, at most ``query.limit``."""
+        """Records matching ``query``, newest first, at most ``query.limit``, after
+        ``query.after`` when given (keyset paging)."""
         ...
+
+    def page(self, query: AuditQuery, page: int = 1) -> Page:
+        """Page ``page`` (from 1) of ``query.limit`` records, with the total."""
+        ...
+
+    def count(self, query: AuditQuery | None = None) -> int: ...
