@@ -1,4 +1,4 @@
-"""The ``auditwire`` command: list the event catalog, print and install the index template.
+"""The ``auditwire`` command: the event catalog, the index template, querying and exporting.
 
 Uses only the standard library's argparse, so the command works in every installation; the
 subcommands that talk to Elasticsearch need the ``elasticsearch`` extra and say so if missing.
@@ -7,6 +7,8 @@ subcommands that talk to Elasticsearch need the ``elasticsearch`` extra and say 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import json
 import os
 import sys
@@ -14,8 +16,12 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from auditwire.catalog import EventCatalog
-from auditwire.errors import AuditwireError
+from auditwire.errors import AuditwireError, InvalidQueryError, StoreError
+from auditwire.export import CSV_COLUMNS, FORMATS, csv_row, export
+from auditwire.filters import list_records, parse_list_request
 from auditwire.index_template import DEFAULT_PREFIX, index_template
+from auditwire.record import AuditRecord
+from auditwire.stores.base import Store
 
 ES_URL_ENV = "AUDITWIRE_ES_URL"
 
@@ -70,6 +76,74 @@ def _setup(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _filters(pairs: Sequence[str]) -> list[tuple[str, str]]:
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidQueryError(pair, "filters are given as NAME=VALUE (e.g. action=login)")
+        out.append((key, value))
+    return out
+
+
+def _readable_store(url: str | None) -> Store:
+    from auditwire.audit_log import AuditLog
+
+    store = AuditLog(url).store
+    if not isinstance(store, Store):
+        raise StoreError(f"{store!r} is write-only; give a readable --store")
+    return store
+
+
+def _query(args: argparse.Namespace, out: TextIO) -> int:
+    params = _filters(args.filters)
+    if args.per_page is not None:
+        params.append(("per_page", str(args.per_page)))
+    if args.page is not None:
+        params.append(("page", str(args.page)))
+    store = _readable_store(args.store)
+    try:
+        result = list_records(store, params, tenant=args.tenant)
+    finally:
+        store.close()
+    if args.format == "json":
+        json.dump(result, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+        return 0
+    if args.format == "csv":
+        out.write(",".join(CSV_COLUMNS) + "\r\n")
+        writer = csv.writer(out)
+        for item in result["data"]:
+            writer.writerow(csv_row(AuditRecord.from_api(item)))
+        return 0
+    for item in result["data"]:
+        who = item["actor"].get("email") or item["actor"].get("name") or item["actor"].get("id")
+        out.write(
+            f"{item['timestamp']}  {item['action']:<28} {item['outcome']:<8} "
+            f"{who or '-':<24} {item['ipAddress'] or '-':<15} {item['message'] or ''}\n"
+        )
+    meta = result["meta"]
+    out.write(f"-- page {meta['page']} of {meta['totalPages']}, {meta['total']} record(s)\n")
+    return 0
+
+
+def _export(args: argparse.Namespace, out: TextIO) -> int:
+    query = parse_list_request(_filters(args.filters), tenant=args.tenant).query
+    store = _readable_store(args.store)
+    try:
+        with contextlib.ExitStack() as stack:
+            target = (
+                out
+                if args.output == "-"
+                else stack.enter_context(open(args.output, "w", encoding="utf-8"))
+            )
+            for chunk in export(store, query, args.format):
+                target.write(chunk)
+    finally:
+        store.close()
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="auditwire", description=__doc__.splitlines()[0])
     commands = root.add_subparsers(dest="command", required=True)
@@ -87,6 +161,26 @@ def parser() -> argparse.ArgumentParser:
     setup.add_argument("--es-url", help=f"Elasticsearch URL (default ${ES_URL_ENV})")
     setup.add_argument("--prefix", default=DEFAULT_PREFIX, help="index name prefix")
     setup.set_defaults(run=_setup)
+
+    filters_help = (
+        "filters as NAME=VALUE in either vocabulary (action=login_failed, from=2024-01-01)"
+    )
+    query = commands.add_parser("query", help="list audit records matching filters")
+    query.add_argument("filters", nargs="*", help=filters_help)
+    query.add_argument("--store", help="store URL (default $AUDITWIRE_STORE or auditwire.db)")
+    query.add_argument("--tenant", help="only this tenant's records")
+    query.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    query.add_argument("--per-page", type=int)
+    query.add_argument("--page", type=int)
+    query.set_defaults(run=_query)
+
+    export_cmd = commands.add_parser("export", help="export every record matching filters")
+    export_cmd.add_argument("filters", nargs="*", help=filters_help)
+    export_cmd.add_argument("--store", help="store URL (default $AUDITWIRE_STORE or auditwire.db)")
+    export_cmd.add_argument("--tenant", help="only this tenant's records")
+    export_cmd.add_argument("--format", choices=tuple(FORMATS), default="ndjson")
+    export_cmd.add_argument("-o", "--output", default="-", help="file (default stdout)")
+    export_cmd.set_defaults(run=_export)
     return root
 
 
@@ -94,6 +188,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.run(args, out or sys.stdout)
+    except InvalidQueryError as exc:
+        print(f"auditwire: {exc}", file=sys.stderr)
+        return 2
     except AuditwireError as exc:
         print(f"auditwire: {exc}", file=sys.stderr)
         return 1

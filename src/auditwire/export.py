@@ -64,7 +64,8 @@ def _cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def _csv_row(record: AuditRecord) -> list[str]:
+def csv_row(record: AuditRecord) -> list[str]:
+    """A record as a CSV row of :data:`CSV_COLUMNS`, formula-safe."""
     target = record.target
     return [
         _cell(v)
@@ -118,7 +119,7 @@ def export(
 def _chunk(batch: list[AuditRecord], export_format: str, first: bool) -> str:
     if export_format == "csv":
         out = io.StringIO()
-        csv.writer(out).writerows(_csv_row(r) for r in batch)
+        csv.writer(out).writerows(csv_row(r) for r in batch)
         return out.getvalue()
     lines = [json.dumps(r.to_api(), ensure_ascii=False) for r in batch]
     if export_format == "ndjson":

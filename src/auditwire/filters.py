@@ -65,9 +65,11 @@ class ListRequest:
 
 
 def _items(params: Any) -> list[tuple[str, str]]:
-    """Key/value pairs of a query-string mapping, repeated keys kept (Starlette's
-    ``QueryParams``, Werkzeug's ``MultiDict``, Django's ``QueryDict``, or a plain mapping of
-    strings or lists)."""
+    """Key/value pairs of query parameters, repeated keys kept: Starlette's ``QueryParams``,
+    Werkzeug's ``MultiDict``, Django's ``QueryDict``, a plain mapping of strings or lists, or a
+    sequence of pairs."""
+    if isinstance(params, (list, tuple)):  # (key, value) pairs, as for urlencode
+        return [(str(key), value) for key, value in params]
     if hasattr(params, "multi_items"):
         return list(params.multi_items())
     if hasattr(params, "getlist"):

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from auditwire import Actor, AuditLog
+from auditwire.cli import main
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path}/audit.db"
+    with AuditLog(url) as log:
+        for n in range(12):
+            log.record(
+                "login_failed" if n % 3 == 0 else "login",
+                actor=Actor(id=f"u{n % 2}", email=f"u{n % 2}@acme.test"),
+                outcome="failure" if n % 3 == 0 else "success",
+                tenant="acme",
+            )
+    return url
+
+
+def test_query_table_json_and_csv(store_url: str) -> None:
+    out = io.StringIO()
+    assert main(["query", "--store", store_url, "action=login_failed", "outcome=failure"], out) == 0
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 5
+    assert lines[-1] == "-- page 1 of 1, 4 record(s)"
+
+    out = io.StringIO()
+    args = ["query", "--store", store_url, "--format", "json", "--per-page", "5", "users=u1"]
+    assert main(args, out) == 0
+    body = json.loads(out.getvalue())
+    assert body["meta"]["total"] == 6
+    assert len(body["data"]) == 5
+
+    out = io.StringIO()
+    assert main(["query", "--store", store_url, "--format", "csv", "--tenant", "other"], out) == 0
+    assert list(csv.reader(io.StringIO(out.getvalue())))[1:] == []
+
+
+def test_export_to_a_file(store_url: str, tmp_path: Path) -> None:
+    target = tmp_path / "out.ndjson"
+    assert main(["export", "--store", store_url, "--format", "ndjson", "-o", str(target)]) == 0
+    assert len(target.read_text().splitlines()) == 12
+
+
+def test_bad_filters_exit_2_naming_them(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["query", "--store", store_url, "endDate=later"]) == 2
+    assert "endDate" in capsys.readouterr().err
+    assert main(["export", "--store", store_url, "nonsense"]) == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
