@@ -7,7 +7,8 @@
 - ``GET /audit-logs/{log_id}`` — one record, 404 when absent or in another tenant;
 - ``POST /audit-logs/export`` — ``{"format": "csv"|"json"|"ndjson", "filters": {...}}``, a
   streamed file of everything the filters match;
-- ``GET /security_logs`` — the billing product's view: its field names and pagination.
+- ``GET /security_logs`` — the billing product's view: its field names and pagination;
+- ``GET /openapi.json`` — the OpenAPI description of these routes.
 
 Who may read is decided by ``permission(request)``: by default an authenticated caller with the
 ``admin`` role or the ``security_logs`` permission among its Starlette auth scopes (the billing
@@ -22,9 +23,11 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from auditwire.client_ip import canonical
 from auditwire.errors import InvalidQueryError, MissingDependencyError, RecordNotFoundError
 from auditwire.export import FORMATS, export
 from auditwire.filters import list_records, parse_list_request
+from auditwire.openapi import openapi_document
 from auditwire.record import Actor
 from auditwire.stores.base import Store
 
@@ -83,8 +86,10 @@ def audit_log_routes(
     *,
     permission: Permission = default_permission,
     tenant_param: str = "tenant",
+    mounted_at: str = "/t/{tenant}/api/v1/admin",
 ) -> list[Route]:
-    """The routes; mount them under a prefix (with ``{tenant}`` for per-tenant URLs)."""
+    """The routes; mount them under a prefix (with ``{tenant}`` for per-tenant URLs).
+    ``mounted_at`` is that prefix as the OpenAPI description (``openapi.json``) states it."""
     try:
         from starlette.responses import JSONResponse, StreamingResponse
         from starlette.routing import Route
@@ -94,6 +99,7 @@ def audit_log_routes(
     if not isinstance(store, Store):
         raise TypeError(f"{store!r} is write-only; the audit-log API needs a readable store")
     readable: Store = store
+    description = openapi_document(mounted_at)
 
     def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
         return JSONResponse({"error": {"code": code, "message": message, **extra}}, status)
@@ -109,7 +115,8 @@ def audit_log_routes(
                 actor=_caller(request),
                 tenant=tenant_of(request),
                 metadata=metadata,
-                ip_address=request.client.host if request.client else None,
+                # Servers may give a non-IP peer (a unix socket path, a test client's name).
+                ip_address=canonical(request.client.host) if request.client else None,
             )
         )
 
@@ -179,7 +186,11 @@ def audit_log_routes(
             }
         )
 
+    async def describe(request: Request) -> Response:
+        return JSONResponse(description)
+
     return [
+        Route("/openapi.json", describe, methods=["GET"]),
         Route("/audit-logs", guarded(list_logs), methods=["GET"]),
         Route("/audit-logs/export", guarded(export_logs), methods=["POST"]),
         Route("/audit-logs/{log_id}", guarded(retrieve), methods=["GET"]),
