@@ -251,9 +251,9 @@ def to_sql(query: AuditQuery) -> tuple[str, list[Any]]:
         clauses.append("timestamp < ?")
         params.append(format_timestamp(query.end))
     if query.after is not None:
-        clauses.append("(timestamp < ? OR (timestamp = ? AND id < ?))")
-        stamp = format_timestamp(query.after.timestamp)
-        params.extend([stamp, stamp, query.after.id])
+        # A row-value comparison: SQLite walks the (timestamp, id) index from the position.
+        clauses.append("(timestamp, id) < (?, ?)")
+        params.extend([format_timestamp(query.after.timestamp), query.after.id])
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 

@@ -39,8 +39,11 @@ CREATE TABLE IF NOT EXISTS audit_records (
 CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (timestamp DESC, id DESC);
 CREATE INDEX IF NOT EXISTS audit_records_tenant_time
     ON audit_records (tenant, timestamp DESC, id DESC);
-CREATE INDEX IF NOT EXISTS audit_records_action ON audit_records (action);
+CREATE INDEX IF NOT EXISTS audit_records_action ON audit_records (action, outcome);
+CREATE INDEX IF NOT EXISTS audit_records_tenant_action
+    ON audit_records (tenant, action, outcome);
 CREATE INDEX IF NOT EXISTS audit_records_actor ON audit_records (actor_id);
+CREATE INDEX IF NOT EXISTS audit_records_actor_email ON audit_records (actor_email);
 CREATE INDEX IF NOT EXISTS audit_records_target ON audit_records (target_id);
 CREATE INDEX IF NOT EXISTS audit_records_ip ON audit_records (ip_key);
 CREATE TRIGGER IF NOT EXISTS audit_records_no_update BEFORE UPDATE ON audit_records
