@@ -30,7 +30,6 @@ class AuditContext:
 
     __slots__ = (
         "_catalog",
-        "_facts",
         "action",
         "actor",
         "category",
@@ -43,9 +42,8 @@ class AuditContext:
         "tenant",
     )
 
-    def __init__(self, catalog: EventCatalog | None = None, facts: RequestFacts | None = None):
+    def __init__(self, catalog: EventCatalog | None = None) -> None:
         self._catalog = catalog
-        self._facts = facts
         self.action: str | None = None
         self.category: str | None = None
         self.actor: Actor | None = None
@@ -122,8 +120,9 @@ class AuditContext:
 
     @property
     def request(self) -> RequestFacts | None:
-        """The captured request (client IP, user agent, request id), for log enrichment."""
-        return self._facts
+        """The captured request (client IP, user agent, request id), for log enrichment;
+        ``None`` for a context made outside the middleware."""
+        return None
 
 
 _current: ContextVar[AuditContext | None] = ContextVar("auditwire_context", default=None)
