@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from auditwire.query import AuditQuery, Position
+from auditwire.record import flat_fields
 
 if TYPE_CHECKING:
     from auditwire.record import AuditRecord
@@ -66,29 +67,11 @@ def _cell(value: object) -> str:
 
 def csv_row(record: AuditRecord) -> list[str]:
     """A record as a CSV row of :data:`CSV_COLUMNS`, formula-safe."""
-    target = record.target
-    return [
-        _cell(v)
-        for v in (
-            record.id,
-            record.to_api()["timestamp"],
-            record.action,
-            record.category,
-            record.outcome,
-            record.actor.type,
-            record.actor.id,
-            record.actor.email,
-            target.type if target else None,
-            target.id if target else None,
-            record.ip_address,
-            record.user_agent,
-            record.tenant,
-            record.message,
-            json.dumps(record.metadata, ensure_ascii=False, sort_keys=True)
-            if record.metadata
-            else None,
-        )
-    ]
+    fields = flat_fields(record)
+    metadata = (
+        json.dumps(record.metadata, ensure_ascii=False, sort_keys=True) if record.metadata else None
+    )
+    return [_cell(fields[name]) for name in CSV_COLUMNS[:-1]] + [_cell(metadata)]
 
 
 def export(

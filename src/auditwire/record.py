@@ -537,3 +537,24 @@ class AuditRecord:
             trace=part("trace", TraceInfo.from_api),
             device=part("device", DeviceInfo.from_api),
         )
+
+
+def flat_fields(record: AuditRecord) -> dict[str, str | None]:
+    """The record's scalar fields by their API names, for tabular stores and exports."""
+    target = record.target
+    return {
+        "id": record.id,
+        "timestamp": format_timestamp(record.timestamp),
+        "action": record.action,
+        "category": record.category,
+        "outcome": record.outcome,
+        "actorType": record.actor.type,
+        "actorId": record.actor.id,
+        "actorEmail": record.actor.email,
+        "targetType": target.type if target else None,
+        "targetId": target.id if target else None,
+        "ipAddress": record.ip_address,
+        "userAgent": record.user_agent,
+        "tenant": record.tenant,
+        "message": record.message,
+    }

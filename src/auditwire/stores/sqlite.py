@@ -16,7 +16,7 @@ from pathlib import Path
 
 from auditwire.errors import RecordNotFoundError, StoreError
 from auditwire.query import SQL_ORDER, AuditQuery, Page, ip_key, to_sql
-from auditwire.record import AuditRecord, format_timestamp
+from auditwire.record import AuditRecord, flat_fields
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_records (
@@ -58,21 +58,17 @@ _COLUMNS = (
 )
 
 
+#: The API names of the filterable columns, in table order.
+_FLAT = (
+    "id", "timestamp", "action", "category", "outcome", "actorType", "actorId", "actorEmail",
+    "targetType", "targetId", "tenant", "ipAddress",
+)  # fmt: skip
+
+
 def _row(record: AuditRecord) -> tuple[str | None, ...]:
-    target = record.target
+    fields = flat_fields(record)
     return (
-        record.id,
-        format_timestamp(record.timestamp),
-        record.action,
-        record.category,
-        record.outcome,
-        record.actor.type,
-        record.actor.id,
-        record.actor.email,
-        target.type if target else None,
-        target.id if target else None,
-        record.tenant,
-        record.ip_address,
+        *(fields[name] for name in _FLAT),
         ip_key(record.ip_address),
         json.dumps(record.to_api(), ensure_ascii=False, separators=(",", ":")),
     )
