@@ -133,5 +133,7 @@ def wsgi_app(variant: str) -> Any:
     return app.wsgi_app
 
 
-#: For the uvicorn runs: ``uvicorn bench.apps:app`` with ``VARIANT`` set.
+#: For the server runs (``uvicorn bench.apps:app``, ``gunicorn bench.apps:wsgi``), with
+#: ``VARIANT`` set.
 app = asgi_app(os.environ.get("VARIANT", "bare"))
+wsgi = wsgi_app(os.environ.get("VARIANT", "bare"))

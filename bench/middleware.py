@@ -6,9 +6,10 @@ Three settings, each over the variants of ``bench/apps.py`` (bare, minimal audit
 auditwire, OpenTelemetry):
 
 1. ASGI in-process: a minimal Starlette app called directly with an ASGI scope, no server.
-2. ASGI under uvicorn: one uvicorn process per variant, fed pipelined HTTP/1.1 requests on one
-   keep-alive connection, so the client's own cost is a single write and read per batch and
-   the time per request is the server's.
+2. ASGI under uvicorn and WSGI under gunicorn (gthread, one worker, one thread): one server
+   process per variant, fed pipelined HTTP/1.1 requests on one keep-alive connection, so the
+   client's own cost is a single write and read per batch and the time per request is the
+   server's.
 3. WSGI in-process: a minimal Flask app called with a WSGI environ.
 
 Variants run interleaved round by round (machines here are noisy); the report shows medians
@@ -117,20 +118,28 @@ def _free_port() -> int:
         return port
 
 
-class UvicornServer:
-    """One uvicorn process serving ``bench.apps:app`` for a variant."""
+SERVERS = {
+    "uvicorn": [
+        "-m", "uvicorn", "bench.apps:app", "--port", "{port}", "--log-level", "warning",
+        "--no-access-log", "--lifespan", "off",
+    ],
+    # One worker process with one thread: the per-request cost, not parallelism.
+    "gunicorn": [
+        "-m", "gunicorn", "bench.apps:wsgi", "--bind", "127.0.0.1:{port}", "--worker-class",
+        "gthread", "--workers", "1", "--threads", "1", "--keep-alive", "60",
+        "--log-level", "warning",
+    ],
+}  # fmt: skip
 
-    def __init__(self, variant: str) -> None:
+
+class Server:
+    """One server process (uvicorn or gunicorn) serving the bench app for a variant."""
+
+    def __init__(self, kind: str, variant: str) -> None:
         self.port = _free_port()
         env = {**os.environ, "VARIANT": variant, "PYTHONPATH": str(ROOT)}
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", "bench.apps:app", "--port", str(self.port),
-                "--log-level", "warning", "--no-access-log", "--lifespan", "off",
-            ],
-            env=env,
-            cwd=ROOT,
-        )  # fmt: skip
+        arguments = [a.format(port=self.port) for a in SERVERS[kind]]
+        self.process = subprocess.Popen([sys.executable, *arguments], env=env, cwd=ROOT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -138,12 +147,21 @@ class UvicornServer:
                 return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"uvicorn for {variant} did not start")
+        raise RuntimeError(f"{kind} for {variant} did not start")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time of the server process and its children (gunicorn's worker
+        is a child of its arbiter)."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        total = 0
+        for process in (str(pid), *children):
+            try:
+                stat = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            total += int(stat[11]) + int(stat[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def settled_cpu(self) -> float:
         """CPU time once the process has gone idle (its writer has built what it was given)."""
@@ -231,18 +249,20 @@ def main() -> None:
     )
     lines += report("ASGI in-process (Starlette)", asgi)
 
-    servers = {v: UvicornServer(v) for v in VARIANTS}
-    try:
-        served = measure(
-            args.rounds,
-            {v: functools.partial(s.round, args.pipeline) for v, s in servers.items()},
-        )
-    finally:
-        for server in servers.values():
-            server.stop()
-    lines += report(
-        "ASGI under uvicorn (Starlette, pipelined keep-alive)", served, second="server CPU µs"
-    )
+    for kind, title in (
+        ("uvicorn", "ASGI under uvicorn (Starlette, pipelined keep-alive)"),
+        ("gunicorn", "WSGI under gunicorn (Flask, gthread, pipelined keep-alive)"),
+    ):
+        servers = {v: Server(kind, v) for v in VARIANTS}
+        try:
+            served = measure(
+                args.rounds,
+                {v: functools.partial(s.round, args.pipeline) for v, s in servers.items()},
+            )
+        finally:
+            for server in servers.values():
+                server.stop()
+        lines += report(title, served, second="server CPU µs")
 
     wsgi_apps = {v: wsgi_app(v) for v in VARIANTS}
     wsgi = measure(
