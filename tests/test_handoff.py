@@ -92,3 +92,13 @@ def test_a_failing_build_loses_only_itself_and_the_worker_survives() -> None:
     assert sorted(i for _, ids in sink.written for i in ids) == sorted(r.id for r in good)
     assert writer.stats().failed == 1
     writer.close()
+
+
+def test_failures_are_all_counted_but_logged_sparingly(caplog: pytest.LogCaptureFixture) -> None:
+    writer = BackgroundWriter(FailingSink(), linger=0)
+    for _ in range(20):
+        writer.submit(full_record())
+        assert writer.flush(timeout=10)
+    assert writer.stats().failed == 20
+    assert len([r for r in caplog.records if r.name == "auditwire"]) == 1
+    writer.close()

@@ -31,6 +31,8 @@ logger = logging.getLogger("auditwire")
 _STOP = object()
 #: The longest the writer holds the GIL while building records (seconds).
 YIELD_EVERY = 0.0005
+#: At most one failure log line per this many seconds.
+LOG_EVERY = 5.0
 
 
 class _Marker:
@@ -83,6 +85,8 @@ class BackgroundWriter:
         self._overflowed = 0
         self._failed = 0
         self._last_error: str | None = None
+        self._last_logged = float("-inf")
+        self._unlogged = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -193,10 +197,18 @@ class BackgroundWriter:
             self._written += len(records)
 
     def _note_failure(self, message: str) -> None:
+        """Count every failure; log at most one line per :data:`LOG_EVERY` seconds, saying how
+        many were not logged, so a broken store or capture bug cannot flood the logs."""
+        now = time.monotonic()
         with self._lock:
             self._failed += 1
             self._last_error = message
-        logger.error("auditwire: %s", message)
+            if now - self._last_logged < LOG_EVERY:
+                self._unlogged += 1
+                return
+            unlogged, self._unlogged, self._last_logged = self._unlogged, 0, now
+        suffix = f" ({unlogged} more failure(s) since the last report)" if unlogged else ""
+        logger.error("auditwire: %s%s", message, suffix)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted before the call is written; ``False`` on timeout.
