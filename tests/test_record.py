@@ -176,3 +176,11 @@ def test_from_api_names_missing_and_malformed_fields() -> None:
 def test_empty_parts_collapse_to_none() -> None:
     record = AuditRecord(action="x", category="y", request=RequestInfo(), timestamp=T0)
     assert record.request is None
+
+
+def test_with_changes_makes_a_validated_copy() -> None:
+    record = full_record()
+    failed = record.with_changes(outcome="failure")
+    assert (failed.outcome, failed.id, record.outcome) == ("failure", record.id, "success")
+    with pytest.raises(InvalidRecordError, match="outcome"):
+        record.with_changes(outcome="maybe")
