@@ -57,7 +57,6 @@ class AuditMiddleware:
             capture,
             scope["method"],
             scope["path"],
-            scope["headers"],
             decode_asgi_headers,
             client[0] if client else None,
             scope,

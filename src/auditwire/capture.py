@@ -89,9 +89,9 @@ def _span_reader(enabled: bool | None) -> Callable[[], Any] | None:
     return read
 
 
-def decode_asgi_headers(raw: Any) -> dict[str, list[str]]:
+def decode_asgi_headers(scope: Any) -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
-    for name, value in raw:
+    for name, value in scope["headers"]:
         headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
     return headers
 
@@ -124,7 +124,6 @@ class RequestFacts(AuditContext):
         "method",
         "path",
         "peer",
-        "raw_headers",
         "source",
         "span_context",
         "start_ns",
@@ -136,7 +135,6 @@ class RequestFacts(AuditContext):
         capture: Capture,
         method: str,
         path: str,
-        raw_headers: Any,
         decode_headers: Callable[[Any], dict[str, list[str]]],
         peer: str | None,
         source: Any,
@@ -145,7 +143,6 @@ class RequestFacts(AuditContext):
         self.capture = capture
         self.method = method
         self.path = path
-        self.raw_headers = raw_headers
         self.decode_headers = decode_headers
         self.peer = peer
         self.source = source  # the ASGI scope or WSGI environ, for resolvers and the route
@@ -161,10 +158,6 @@ class RequestFacts(AuditContext):
         self._request_id: str | None = None
 
     @property
-    def context(self) -> AuditContext:
-        return self
-
-    @property
     def request(self) -> RequestFacts:
         return self
 
@@ -178,7 +171,7 @@ class RequestFacts(AuditContext):
     def headers(self) -> dict[str, list[str]]:
         if self._headers is None:
             try:
-                self._headers = self.decode_headers(self.raw_headers)
+                self._headers = self.decode_headers(self.source)
             except Exception:  # a server handing over malformed headers must not lose the record
                 self._headers = {}
         return self._headers
@@ -254,7 +247,7 @@ def _route_template(source: Any) -> str | None:
     return path[:MAX_PATH].replace("\x00", "") if isinstance(path, str) else None
 
 
-def _scope_user(source: Any) -> Actor | None:
+def scope_user(source: Any) -> Actor | None:
     """The actor an ASGI authentication middleware left in ``scope["user"]`` (Starlette's
     ``BaseUser``: ``is_authenticated``, ``identity``, ``display_name``)."""
     user = source.get("user") if isinstance(source, dict) else None
@@ -386,18 +379,18 @@ class Capture:
         readers of the scope run in the writer."""
         try:
             facts.duration_ns = time.perf_counter_ns() - facts.start_ns
-            context = facts.context
-            if context.skipped:
+            if facts.skipped:
                 return
-            if self.only_named and context.action is None:
-                route = context.route or _route_template(facts.source)
-                if (facts.method, route or "") not in self.actions:
+            if self.only_named and facts.action is None:
+                if facts.route is None:
+                    facts.route = _route_template(facts.source)
+                if (facts.method, facts.route or "") not in self.actions:
                     return
-            if self.actor_resolver is not None and context.actor is None:
-                context.actor = self._hooked_actor(facts.source)
-            if self.tenant_resolver is not None and context.tenant is None:
+            if self.actor_resolver is not None and facts.actor is None:
+                facts.actor = self._hooked_actor(facts.source)
+            if self.tenant_resolver is not None and facts.tenant is None:
                 tenant = self._hook("tenant_resolver", self.tenant_resolver, facts.source)
-                context.tenant = tenant if isinstance(tenant, str) else None
+                facts.tenant = tenant if isinstance(tenant, str) else None
             self.audit_log.submit(facts)
         except Exception:
             logger.exception("auditwire: could not hand off the audit record of a request")
@@ -437,8 +430,8 @@ class Capture:
         return tenant if isinstance(tenant, str) else None
 
     def _outcome(self, facts: RequestFacts) -> Outcome:
-        if facts.context.outcome is not None:
-            return facts.context.outcome
+        if facts.outcome is not None:
+            return facts.outcome
         if facts.error_type is not None or facts.disconnected:
             return "error"
         status = facts.status or 500
@@ -458,7 +451,7 @@ class Capture:
         )
 
     def _metadata(self, facts: RequestFacts) -> dict[str, Any]:
-        metadata = dict(facts.context.metadata)
+        metadata = dict(facts.metadata)
         if facts.error_type is not None:
             metadata["error"] = {"type": facts.error_type}
         if facts.disconnected:
@@ -475,26 +468,25 @@ class Capture:
         return metadata
 
     def _record(self, facts: RequestFacts) -> AuditRecord:
-        context = facts.context
-        if context.route is None:
-            context.route = _route_template(facts.source)
-        action = context.action or self.actions.get((facts.method, context.route or ""))
+        if facts.route is None:
+            facts.route = _route_template(facts.source)
+        action = facts.action or self.actions.get((facts.method, facts.route or ""))
         if action is None:
             action = DENIED_ACTION if facts.status in (401, 403) else DEFAULT_ACTION
         user_agent = facts.user_agent
         device = self.user_agents.parse(user_agent) if self.user_agents and user_agent else None
-        if context.device_id is not None:
-            device = replace(device or DeviceInfo(), id=context.device_id)
+        if facts.device_id is not None:
+            device = replace(device or DeviceInfo(), id=facts.device_id)
         return self.audit_log.build(
             action,
-            actor=context.actor or _scope_user(facts.source) or ANONYMOUS,
-            target=context.target,
+            actor=facts.actor or scope_user(facts.source) or ANONYMOUS,
+            target=facts.target,
             outcome=self._outcome(facts),
             metadata=self._metadata(facts),
-            category=context.category,
+            category=facts.category,
             ip_address=facts.ip_address,
             user_agent=user_agent,
-            tenant=context.tenant or self._path_tenant(facts.source),
+            tenant=facts.tenant or self._path_tenant(facts.source),
             timestamp=facts.started(),
             request=self._request_info(facts),
             trace=trace_info(facts.span_context),
@@ -508,29 +500,29 @@ class Capture:
             outcome=self._outcome(facts),
             metadata={"auditwire": {"capture_error": str(error)[:500]}},
             timestamp=facts.started(),
-            request=RequestInfo(id=facts.request_id, duration_ms=facts.duration_ns / 1_000_000),
+            request=self._request_info(facts),
             ip_address=facts.ip_address,
         )
 
     def _new_device_login(self, facts: RequestFacts, record: AuditRecord) -> AuditRecord | None:
-        context = facts.context
+        device_id = facts.device_id
         if (
             self.devices is None
             or record.action not in self.login_actions
             or record.outcome != "success"
-            or context.device_id is None
+            or device_id is None
         ):
             return None
         user_key = record.actor.id or record.actor.email
-        if user_key is None or not self.devices.is_new(user_key, context.device_id, record.tenant):
+        if user_key is None or not self.devices.is_new(user_key, device_id, record.tenant):
             return None
-        device = record.device or DeviceInfo(id=context.device_id)
+        device = record.device or DeviceInfo(id=device_id)
         return self.audit_log.build(
             "user.new_device_logged_in",
             actor=record.actor,
             target={"type": "user", "id": record.actor.id, "email": record.actor.email},
             metadata={
-                "deviceId": context.device_id,
+                "deviceId": device_id,
                 "ipAddress": record.ip_address,
                 "browser": device.browser,
                 "os": device.os,
@@ -547,16 +539,13 @@ class Capture:
     def device_cookie_header(self, facts: RequestFacts, secure: bool) -> tuple[bytes, bytes] | None:
         """On a login response: note the device id, and the ``Set-Cookie`` header that gives a
         new device its id (``None`` when the device already has one)."""
-        context = facts.context
-        if context.device_id is not None:
+        if facts.device_id is not None:
             return None
         known = facts.cookie(self.device_cookie)
         if known and _REQUEST_ID.match(known):
-            context.device_id = known
+            facts.device_id = known
             return None
-        context.device_id = os.urandom(16).hex()
+        facts.device_id = os.urandom(16).hex()
         attributes = "; Path=/; Max-Age=63072000; HttpOnly; SameSite=Lax"
-        value = (
-            f"{self.device_cookie}={context.device_id}{attributes}{'; Secure' if secure else ''}"
-        )
+        value = f"{self.device_cookie}={facts.device_id}{attributes}{'; Secure' if secure else ''}"
         return b"set-cookie", value.encode("latin-1")

@@ -25,10 +25,19 @@ MAX_HEADER = 4096
 _FOR = re.compile(r"""(?:^|;)\s*for\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)""", re.IGNORECASE)
 
 
-@lru_cache(maxsize=65536)
+#: Longer than any address with port, brackets and zone: not worth parsing, and never cached
+#: (a client could otherwise fill the caches with long garbage entries).
+MAX_ADDRESS = 64
+
+
 def parse_ip(text: str) -> IPAddress | None:
     """An address from a header entry: ``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80``, ``::1``,
     ``fe80::1%eth0``; ``None`` for anything else (``unknown``, ``_hidden``, garbage)."""
+    return None if len(text) > MAX_ADDRESS else _parse_ip(text)
+
+
+@lru_cache(maxsize=65536)
+def _parse_ip(text: str) -> IPAddress | None:
     text = text.strip().strip('"').strip()
     if text.startswith("["):
         end = text.find("]")
@@ -46,11 +55,15 @@ def parse_ip(text: str) -> IPAddress | None:
     return address
 
 
-@lru_cache(maxsize=65536)
 def canonical(text: str) -> str | None:
     """:func:`parse_ip` as canonical text (``ipaddress`` is slow to format and to hash its
     objects; addresses repeat, so the text form is cached by the input)."""
-    address = parse_ip(text)
+    return None if len(text) > MAX_ADDRESS else _canonical(text)
+
+
+@lru_cache(maxsize=65536)
+def _canonical(text: str) -> str | None:
+    address = _parse_ip(text)
     return None if address is None else str(address)
 
 

@@ -9,7 +9,7 @@ does not name them, the client IP, user agent, request id and trace ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from auditwire.capture import trace_info
@@ -42,20 +42,17 @@ FRAMEWORK_KEYS = frozenset(
 )
 
 
-def build_from_log(
-    audit_log: AuditLog, action: str, fields: Mapping[str, Any], *, skip: Iterable[str] = ()
-) -> AuditRecord:
+def build_from_log(audit_log: AuditLog, action: str, fields: Mapping[str, Any]) -> AuditRecord:
     """A validated record for a log call; see the module docstring."""
     if not isinstance(action, str) or not action:
         raise InvalidRecordError("action", "an audit log call needs the action as its event")
-    skipped = FRAMEWORK_KEYS.union(skip)
     explicit = fields.get("metadata")
     if explicit is not None and not isinstance(explicit, Mapping):
         raise InvalidRecordError("metadata", f"must be a mapping, not {type(explicit).__name__}")
     metadata = {
         key: value
         for key, value in fields.items()
-        if key not in RECORD_FIELDS and key not in skipped and not key.startswith("_")
+        if key not in RECORD_FIELDS and key not in FRAMEWORK_KEYS and not key.startswith("_")
     }
     metadata.update(explicit or {})
     context = current()

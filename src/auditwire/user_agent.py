@@ -31,12 +31,15 @@ def _text(value: str | None) -> str | None:
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\xa0-\U0010ffff]+")
 
 
-@lru_cache(maxsize=4096)
 def sanitize(value: str | None) -> str | None:
     """A user agent safe to store: control characters removed, length capped (cached: real
-    traffic repeats a few hundred agents)."""
-    if value is None:
-        return None
+    traffic repeats a few hundred agents). Only the part that can be kept is the cache key, so
+    huge agents cannot fill the cache."""
+    return None if value is None else _sanitize(value[: MAX_USER_AGENT * 2])
+
+
+@lru_cache(maxsize=4096)
+def _sanitize(value: str) -> str | None:
     if value.isprintable():
         value = value[:MAX_USER_AGENT]
     else:

@@ -23,12 +23,12 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from auditwire.capture import ANONYMOUS, scope_user
 from auditwire.client_ip import canonical
 from auditwire.errors import InvalidQueryError, MissingDependencyError, RecordNotFoundError
 from auditwire.export import FORMATS, export
 from auditwire.filters import list_records, parse_list_request
 from auditwire.openapi import openapi_document
-from auditwire.record import Actor
 from auditwire.stores.base import Store
 
 if TYPE_CHECKING:
@@ -48,15 +48,6 @@ def default_permission(request: Request) -> bool:
     auth = request.scope.get("auth")
     scopes = set(getattr(auth, "scopes", ()) or ())
     return bool(scopes & READ_SCOPES)
-
-
-def _caller(request: Request) -> Actor:
-    user = request.scope.get("user")
-    if user is not None and getattr(user, "is_authenticated", False):
-        name = getattr(user, "display_name", None)
-        identity = getattr(user, "identity", None) or name
-        return Actor(type="user", id=str(identity) if identity else None, name=name or None)
-    return Actor(type="user", name="anonymous")
 
 
 def _security_log(record: AuditRecord) -> dict[str, Any]:
@@ -112,7 +103,7 @@ def audit_log_routes(
         audit_log.submit(
             audit_log.build(
                 action,
-                actor=_caller(request),
+                actor=scope_user(request.scope) or ANONYMOUS,
                 tenant=tenant_of(request),
                 metadata=metadata,
                 # Servers may give a non-IP peer (a unix socket path, a test client's name).

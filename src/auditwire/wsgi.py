@@ -51,7 +51,6 @@ class AuditMiddleware:
             capture,
             method,
             path,
-            environ,
             decode_wsgi_headers,
             environ.get("REMOTE_ADDR"),
             environ,
