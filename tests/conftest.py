@@ -66,6 +66,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def spool_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Spools of remote stores go to the session's temporary directory, not the home one."""
+    root = tmp_path_factory.mktemp("spool")
+    previous = os.environ.get("AUDITWIRE_SPOOL")
+    os.environ["AUDITWIRE_SPOOL"] = str(root)
+    yield root
+    if previous is None:
+        del os.environ["AUDITWIRE_SPOOL"]
+    else:
+        os.environ["AUDITWIRE_SPOOL"] = previous
+
+
 @pytest.fixture
 def log(tmp_path: Path) -> Iterator[AuditLog]:
     """An audit log over a fresh SQLite file, closed (and so flushed) after the test."""

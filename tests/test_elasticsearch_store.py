@@ -46,6 +46,7 @@ def test_records_appear_as_ecs_documents_under_the_installed_mapping(
         metadata={"roles_assigned": ["developer"]},
         timestamp=T0,
     )
+    assert log.flush(timeout=30)
     hit = es_store.client.get(index=f"{es_store.prefix}-2024.01", id=record.id)
     doc = hit["_source"]
     assert doc["@timestamp"] == "2024-01-15T10:30:00.000Z"

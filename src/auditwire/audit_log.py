@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from auditwire.catalog import EventCatalog
+from auditwire.delivery import Delivery, Destination
 from auditwire.errors import InvalidQueryError, InvalidRecordError, StoreError
-from auditwire.handoff import BackgroundWriter, Deferred
+from auditwire.handoff import BackgroundWriter, Deferred, Overflow
 from auditwire.query import AuditQuery
 from auditwire.record import (
     MAX_MESSAGE,
@@ -29,10 +33,29 @@ from auditwire.record import (
     TraceInfo,
 )
 from auditwire.redaction import Redactor
+from auditwire.spool import Spool
 from auditwire.stores import DEFAULT_URL, Sink, Store, open_store
 
 #: Environment variable naming the default store when none is passed.
 STORE_ENV = "AUDITWIRE_STORE"
+#: Environment variable naming the spool directory of remote stores when none is passed.
+SPOOL_ENV = "AUDITWIRE_SPOOL"
+
+
+def default_spool_root() -> Path:
+    """``$AUDITWIRE_SPOOL``, else ``$XDG_STATE_HOME/auditwire/spool`` (``~/.local/state/...``).
+    Containers should point it at a volume that outlives the container."""
+    if os.environ.get(SPOOL_ENV):
+        return Path(os.environ[SPOOL_ENV])
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "auditwire" / "spool"
+
+
+def _delivery(destination: Destination, spool: Spool | str | os.PathLike[str] | None) -> Delivery:
+    if not isinstance(spool, Spool):
+        root = Path(spool) if spool is not None else default_spool_root()
+        spool = Spool(root / destination.spool_name)
+    return Delivery(destination, spool)
 
 
 def _actor(actor: Actor | Mapping[str, Any] | None) -> Actor:
@@ -47,13 +70,40 @@ def _target(target: Target | Mapping[str, Any] | None) -> Target | None:
     return Target.from_api(target)
 
 
+@dataclass(frozen=True, slots=True)
+class AuditStats:
+    """Where records are between capture and the store; see :meth:`AuditLog.stats`."""
+
+    queued: int  # captured, waiting to be built (the middleware's hand-off)
+    overflowed: int  # hand-offs that found the queue full (then spooled, waited or dropped)
+    dropped: int  # dropped by overflow="drop"
+    build_failures: int
+    accepted: int  # in the spool of a remote store
+    delivered: int
+    retried: int
+    dead_lettered: int
+    spooled_bytes: int  # undelivered, on local disk
+    lag_seconds: float  # age of the oldest undelivered record
+    delivery_failures: int
+    replayed_journals: int  # spools of stopped processes delivered by this one
+    last_error: str | None
+    last_delivery: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
 class AuditLog:
     """Records audit events into a store and reads them back.
 
     ``store`` is a store object or a URL (see :func:`auditwire.stores.open_store`); without one,
-    ``$AUDITWIRE_STORE`` or the embedded SQLite file ``auditwire.db`` is used. ``strict`` makes
-    unknown actions an error; ``secret_keys``/``hidden_keys`` extend the metadata keys that
-    are masked (to the last four characters) or hidden entirely.
+    ``$AUDITWIRE_STORE`` or the embedded SQLite file ``auditwire.db`` is used. A remote store
+    (Elasticsearch, OpenSearch) is written through a :class:`~auditwire.delivery.Delivery`
+    pipeline spooling under ``spool`` (default :func:`default_spool_root`), one directory per
+    destination; pass a ``Delivery`` as ``store`` to tune it. ``overflow`` is what happens
+    when the middleware's hand-off queue is full (see :mod:`auditwire.handoff`). ``strict``
+    makes unknown actions an error; ``secret_keys``/``hidden_keys`` extend the metadata keys
+    that are masked (to the last four characters) or hidden entirely.
     """
 
     def __init__(
@@ -65,6 +115,8 @@ class AuditLog:
         tenant: str | None = None,
         secret_keys: Iterable[str] = (),
         hidden_keys: Iterable[str] = (),
+        spool: Spool | str | os.PathLike[str] | None = None,
+        overflow: Overflow = "spool",
     ) -> None:
         if catalog is not None and strict and not catalog.strict:
             raise ValueError(
@@ -73,18 +125,25 @@ class AuditLog:
         self.catalog = catalog if catalog is not None else EventCatalog.default(strict=strict)
         if store is None:
             store = os.environ.get(STORE_ENV) or DEFAULT_URL
-        self.store: Sink = (
-            open_store(store, catalog=self.catalog) if isinstance(store, str) else store
-        )
-        if not isinstance(self.store, Sink):
+        opened = open_store(store, catalog=self.catalog) if isinstance(store, str) else store
+        if not isinstance(opened, Sink):
             raise TypeError(f"store must be a Sink or a URL, not {type(store).__name__}")
+        #: Where records are written: the store itself, or the pipeline delivering to it.
+        self.sink: Sink = opened
+        #: Where records are read from (the pipeline's destination when there is one).
+        self.store: Sink = opened
+        if isinstance(opened, Delivery):
+            self.store = opened.destination
+        elif isinstance(opened, Destination):
+            self.sink = _delivery(opened, spool)
+        self.overflow: Overflow = overflow
         self.tenant = tenant
         self._redactor = Redactor(secret_keys=secret_keys, hidden_keys=hidden_keys)
         self._writer: BackgroundWriter | None = None
         self._writer_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"AuditLog(store={self.store!r})"
+        return f"AuditLog(store={self.sink!r})"
 
     def build(
         self,
@@ -149,10 +208,12 @@ class AuditLog:
     def record(self, action: str, **fields: Any) -> AuditRecord:
         """Build, validate and store one record; returns it (with its id).
 
-        Takes the keyword arguments of :meth:`build`.
+        Takes the keyword arguments of :meth:`build`. With a remote store the record is in
+        the local spool when this returns (delivery follows): it survives the process being
+        killed from then on.
         """
         record = self.build(action, **fields)
-        self.store.write([record])
+        self.sink.write([record])
         return record
 
     @property
@@ -161,7 +222,7 @@ class AuditLog:
         if self._writer is None:
             with self._writer_lock:
                 if self._writer is None:
-                    self._writer = BackgroundWriter(self.store)
+                    self._writer = BackgroundWriter(self.sink, overflow=self.overflow)
         return self._writer
 
     def submit(self, item: AuditRecord | Deferred) -> None:
@@ -170,15 +231,44 @@ class AuditLog:
         self.writer.submit(item)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything submitted is written; ``False`` on timeout."""
-        return self._writer.flush(timeout) if self._writer is not None else True
+        """Wait until everything submitted or recorded before the call is in the store
+        (delivered, for a remote one); ``False`` on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._writer is not None and not self._writer.flush(timeout):
+            return False
+        if isinstance(self.sink, Delivery):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return self.sink.flush(left)
+        return True
+
+    def stats(self) -> AuditStats:
+        """Counters and health of the hand-off and of delivery (zeros where unused)."""
+        writer = self._writer.stats() if self._writer is not None else None
+        delivery = self.sink.stats() if isinstance(self.sink, Delivery) else None
+        errors = [s.last_error for s in (delivery, writer) if s is not None and s.last_error]
+        return AuditStats(
+            queued=writer.pending if writer else 0,
+            overflowed=writer.overflowed if writer else 0,
+            dropped=writer.dropped if writer else 0,
+            build_failures=writer.failed if writer else 0,
+            accepted=delivery.accepted if delivery else 0,
+            delivered=delivery.delivered if delivery else 0,
+            retried=delivery.retried if delivery else 0,
+            dead_lettered=delivery.dead_lettered if delivery else 0,
+            spooled_bytes=delivery.spooled_bytes if delivery else 0,
+            lag_seconds=delivery.lag_seconds if delivery else 0.0,
+            delivery_failures=delivery.failures if delivery else 0,
+            replayed_journals=delivery.replayed_journals if delivery else 0,
+            last_error=errors[0] if errors else None,
+            last_delivery=delivery.last_delivery if delivery else None,
+        )
 
     def write(self, records: Sequence[AuditRecord]) -> None:
         """Store records built elsewhere (by :meth:`build`, middleware or a log processor)."""
         for record in records:
             if not isinstance(record, AuditRecord):
                 raise TypeError(f"expected AuditRecord, got {type(record).__name__}")
-        self.store.write(records)
+        self.sink.write(records)
 
     def _readable(self) -> Store:
         if not isinstance(self.store, Store):
@@ -207,7 +297,7 @@ class AuditLog:
         """Flush submitted records, stop the writer and close the store."""
         if self._writer is not None:
             self._writer.close()
-        self.store.close()
+        self.sink.close()
 
     def __enter__(self) -> AuditLog:
         return self

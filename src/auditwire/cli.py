@@ -21,6 +21,7 @@ from auditwire.export import CSV_COLUMNS, FORMATS, csv_row, export
 from auditwire.filters import list_records, parse_list_request
 from auditwire.index_template import DEFAULT_PREFIX, index_template
 from auditwire.record import AuditRecord
+from auditwire.stores import DEFAULT_URL, open_store
 from auditwire.stores.base import Store
 
 ES_URL_ENV = "AUDITWIRE_ES_URL"
@@ -87,9 +88,9 @@ def _filters(pairs: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def _readable_store(url: str | None) -> Store:
-    from auditwire.audit_log import AuditLog
+    from auditwire.audit_log import STORE_ENV
 
-    store = AuditLog(url).store
+    store = open_store(url or os.environ.get(STORE_ENV) or DEFAULT_URL)
     if not isinstance(store, Store):
         raise StoreError(f"{store!r} is write-only; give a readable --store")
     return store

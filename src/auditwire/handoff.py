@@ -5,9 +5,11 @@ the record: on the request path they put the raw facts of a request on a queue (
 ``SimpleQueue`` put, well under a microsecond) and a worker thread builds, validates and writes
 the records in batches.
 
-The queue is bounded by a count of pending items. When it is full, the caller builds and writes
-its own records synchronously: slower for that request, but nothing is lost. (Delivery to a
-remote store with retries and a durable spool builds on this.)
+The queue is bounded by a count of pending items. What happens when it is full is the
+``overflow`` policy: ``"spool"`` (the default) has the caller build and write its own records —
+slower for that request, but nothing is lost, and with a remote store the write is an append
+to the local spool, never a network call; ``"block"`` makes the caller wait for room;
+``"drop"`` drops the item and counts it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from auditwire.failures import FailureLog
 
 if TYPE_CHECKING:
     from auditwire.record import AuditRecord
@@ -31,8 +35,8 @@ logger = logging.getLogger("auditwire")
 _STOP = object()
 #: The longest the writer holds the GIL while building records (seconds).
 YIELD_EVERY = 0.0005
-#: At most one failure log line per this many seconds.
-LOG_EVERY = 5.0
+Overflow = Literal["spool", "block", "drop"]
+OVERFLOW_POLICIES: tuple[Overflow, ...] = ("spool", "block", "drop")
 
 
 class _Marker:
@@ -57,6 +61,7 @@ class WriterStats:
     written: int
     pending: int
     overflowed: int
+    dropped: int
     failed: int
     last_error: str | None
 
@@ -71,9 +76,15 @@ class BackgroundWriter:
         max_pending: int = 10_000,
         batch_size: int = 500,
         linger: float = 0.05,
+        overflow: Overflow = "spool",
     ) -> None:
         if max_pending < 1 or batch_size < 1:
             raise ValueError("max_pending and batch_size must be positive")
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(
+                f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, not {overflow!r}"
+            )
+        self.overflow: Overflow = overflow
         self.sink = sink
         self.max_pending = max_pending
         self.batch_size = batch_size
@@ -83,10 +94,9 @@ class BackgroundWriter:
         self._done = 0  # items the worker finished
         self._written = 0
         self._overflowed = 0
-        self._failed = 0
-        self._last_error: str | None = None
-        self._last_logged = float("-inf")
-        self._unlogged = 0
+        self._dropped = 0
+        self._failures = FailureLog()
+        self._room = threading.Condition()  # notified as batches finish, for overflow="block"
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -104,10 +114,22 @@ class BackgroundWriter:
             raise RuntimeError("the audit writer is closed")
         if self._pid != os.getpid() or self._thread is None:
             self._start()
-        if next(self._accepted) - self._done >= self.max_pending:
+        if next(self._accepted) - self._overflowed - self._done >= self.max_pending:
             self._overflowed += 1
-            self._write(_records(item))
-            return
+            if self.overflow == "spool":
+                self._write(_records(item))
+                return
+            if self.overflow == "drop":
+                self._dropped += 1
+                return
+            with self._room:
+                self._room.wait_for(
+                    lambda: (
+                        _peek(self._accepted) - self._overflowed - self._done < self.max_pending
+                        or self._closed
+                    )
+                )
+            self._overflowed -= 1  # it waited for room and goes on the queue after all
         self._queue.put(item)
 
     def _start(self) -> None:
@@ -171,7 +193,7 @@ class BackgroundWriter:
                 try:
                     records.extend(_records(item))
                 except Exception as exc:  # a bug in capture must not stop the batch
-                    self._note_failure(f"building a record failed: {exc!r}")
+                    self._failures.note(f"building a record failed: {exc!r}")
                 # Building is CPU work under the GIL: hand the GIL over every YIELD_EVERY
                 # seconds, so a request waits at most that long for the writer rather than a
                 # whole switch interval (5 ms).
@@ -182,6 +204,8 @@ class BackgroundWriter:
         finally:
             with self._lock:
                 self._done += len(items) - len(markers)
+            with self._room:
+                self._room.notify_all()
             for marker in markers:
                 marker.done.set()
 
@@ -191,24 +215,10 @@ class BackgroundWriter:
         try:
             self.sink.write(records)
         except Exception as exc:
-            self._note_failure(f"writing {len(records)} record(s) failed: {exc!r}")
+            self._failures.note(f"writing {len(records)} record(s) failed: {exc!r}")
             return
         with self._lock:
             self._written += len(records)
-
-    def _note_failure(self, message: str) -> None:
-        """Count every failure; log at most one line per :data:`LOG_EVERY` seconds, saying how
-        many were not logged, so a broken store or capture bug cannot flood the logs."""
-        now = time.monotonic()
-        with self._lock:
-            self._failed += 1
-            self._last_error = message
-            if now - self._last_logged < LOG_EVERY:
-                self._unlogged += 1
-                return
-            unlogged, self._unlogged, self._last_logged = self._unlogged, 0, now
-        suffix = f" ({unlogged} more failure(s) since the last report)" if unlogged else ""
-        logger.error("auditwire: %s%s", message, suffix)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted before the call is written; ``False`` on timeout.
@@ -232,6 +242,8 @@ class BackgroundWriter:
             return
         self.flush(timeout)
         self._closed = True
+        with self._room:
+            self._room.notify_all()
         self._queue.put(_STOP)  # wake the worker now rather than at its next poll
         atexit.unregister(self.close)
         if self._thread is not None and self._thread.is_alive():
@@ -244,8 +256,9 @@ class BackgroundWriter:
             written=self._written,
             pending=max(0, accepted - self._overflowed - self._done),
             overflowed=self._overflowed,
-            failed=self._failed,
-            last_error=self._last_error,
+            dropped=self._dropped,
+            failed=self._failures.count,
+            last_error=self._failures.last_error,
         )
 
 

@@ -7,12 +7,14 @@ done: a retry never duplicates. Reads go through one pattern over all partitions
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from auditwire.catalog import EventCatalog
+from auditwire.delivery import ItemResult, SendError, delivered_status
 from auditwire.ecs import from_ecs, to_ecs
 from auditwire.errors import BulkWriteError, MissingDependencyError, RecordNotFoundError
 from auditwire.index_template import (
@@ -30,11 +32,15 @@ if TYPE_CHECKING:
 
     from auditwire.record import AuditRecord
 
+#: Whole-request answers that resending cannot fix; the pipeline splits such a batch instead.
+_REQUEST_REFUSED = frozenset({400, 413})
+_BULK_FILTER = "items.*.status,items.*.error.type,items.*.error.reason"
 _UNKNOWN_TYPE = re.compile(r"mapper type \[(\w+)\]|No handler for type \[(\w+)\]")
 
 
 def _client(client: Elasticsearch | str) -> Elasticsearch:
     try:
+        import orjson  # noqa: F401  # the encoder of the delivery pipeline
         from elasticsearch import Elasticsearch
     except ImportError:
         raise MissingDependencyError("ElasticsearchStore", "elasticsearch") from None
@@ -80,6 +86,7 @@ class ElasticsearchStore:
         self.catalog = catalog if catalog is not None else EventCatalog.default()
         self.refresh = refresh
         self.read_pattern = read_pattern(prefix)
+        self._sender = self.client.options(max_retries=0, retry_on_timeout=False)
 
     def __repr__(self) -> str:
         return f"ElasticsearchStore(prefix={self.prefix!r})"
@@ -115,35 +122,63 @@ class ElasticsearchStore:
                 substituted_types={t: TYPE_FALLBACKS[t] for t in sorted(unsupported)},
             )
 
-    def actions(self, records: Sequence[AuditRecord]) -> list[dict[str, Any]]:
-        """The ``_bulk`` actions that write ``records`` (used by the delivery pipeline too)."""
-        return [
-            {
-                "_op_type": "create",
-                "_index": write_index(self.prefix, r.timestamp, self.partitioning),
-                "_id": r.id,
-                "_source": to_ecs(r, self.catalog),
+    @property
+    def spool_name(self) -> str:
+        """Kind, index prefix and a digest of the cluster's addresses: a spool is replayed only
+        to the cluster it was written for."""
+        nodes = sorted(node.base_url for node in self.client.transport.node_pool.all())
+        digest = hashlib.sha256("\n".join(nodes).encode()).hexdigest()[:12]
+        return f"elasticsearch-{self.prefix}-{digest}"
+
+    def encode(self, record: AuditRecord) -> bytes:
+        """The ``create`` action and ECS document of one record, as two NDJSON lines."""
+        import orjson
+
+        action = {
+            "create": {
+                "_index": write_index(self.prefix, record.timestamp, self.partitioning),
+                "_id": record.id,
             }
-            for r in records
-        ]
+        }
+        return orjson.dumps(action) + b"\n" + orjson.dumps(to_ecs(record, self.catalog))
+
+    def send(self, payloads: Sequence[bytes]) -> list[ItemResult]:
+        """One ``_bulk`` request of encoded records; one result per record. The client's own
+        retries are off: the delivery pipeline retries only what failed, with backoff."""
+        from elasticsearch import ApiError, TransportError
+
+        try:
+            response = self._sender.bulk(
+                operations=b"\n".join(payloads) + b"\n",  # type: ignore[arg-type]
+                refresh=self.refresh,
+                filter_path=_BULK_FILTER,
+            )
+        except ApiError as exc:
+            status = exc.meta.status
+            raise SendError(
+                f"Elasticsearch answered {status} to a bulk request: {exc.message}",
+                status=status,
+                retryable=status not in _REQUEST_REFUSED,
+            ) from exc
+        except TransportError as exc:
+            raise SendError(f"Elasticsearch is unreachable: {exc.message}") from exc
+        results = []
+        for item in response.body.get("items", ()):
+            answer = next(iter(item.values()))
+            error = answer.get("error")
+            reason = f"{error.get('type')}: {error.get('reason')}" if error else None
+            results.append(ItemResult(int(answer["status"]), reason))
+        return results
 
     def write(self, records: Sequence[AuditRecord]) -> None:
-        """Write all records; duplicates count as written, any other refusal raises."""
+        """Write all records now; duplicates count as written, any other refusal raises."""
         if not records:
             return
-        from elasticsearch import helpers
-
-        _, errors = helpers.bulk(
-            self.client,
-            self.actions(records),
-            raise_on_error=False,
-            raise_on_exception=True,
-            refresh=self.refresh,
-        )
+        results = self.send([self.encode(r) for r in records])
         refused = [
-            item
-            for item in errors  # type: ignore[union-attr]  # a list when raise_on_error=False
-            if item.get("create", {}).get("status") != 409
+            {"id": r.id, "status": result.status, "error": result.error}
+            for r, result in zip(records, results, strict=True)
+            if not delivered_status(result.status)
         ]
         if refused:
             raise BulkWriteError("Elasticsearch refused audit records", refused)

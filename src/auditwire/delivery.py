@@ -1,0 +1,446 @@
+"""Delivery to a remote store: spool first, then send in batches, retry until delivered.
+
+:class:`Delivery` is a sink. Its ``write`` encodes the records for their destination and
+appends them to the local :class:`~auditwire.spool.Spool` — a local file append, never a network
+call — and returns: a record ``write`` accepted survives the process being killed. A worker
+thread reads the spool in order, sends batches (by count, bytes and time), and advances the
+spool's acknowledged position only once every entry of a batch is delivered or dead-lettered.
+
+Sending is at least once; the destination makes it exactly once: Elasticsearch writes are
+``create`` operations with the record id into the partition named by the record's time, so
+a record sent twice is refused as a duplicate (409), which counts as delivered.
+
+Failures are classified per entry: a connection error, timeout, 429 or 5xx is retried with
+capped exponential backoff and jitter, resending only the entries that failed; an entry the
+store refuses for good (a mapping error) goes to the dead-letter file with the reason. A whole
+request refused for good (413, 400) is split in halves until the offending entry is alone.
+Nothing is dropped: while the store is away, records wait in the spool, and a spool left by a
+dead process is replayed by the next one that starts.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from auditwire.errors import StoreError
+from auditwire.failures import FailureLog
+from auditwire.spool import Entry, Journal, Spool
+from auditwire.stores.base import Sink
+
+if TYPE_CHECKING:
+    from auditwire.record import AuditRecord
+
+logger = logging.getLogger("auditwire")
+
+#: Seconds between looks for journals left by dead processes (another worker may die).
+RESCAN_EVERY = 30.0
+#: Seconds between the structured stats lines logged while something changes.
+STATS_EVERY = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """The store's answer for one entry of a batch: an HTTP-like status and the reason."""
+
+    status: int
+    error: str | None = None
+
+
+class SendError(StoreError):
+    """A whole batch failed. ``retryable`` failures (the store away, busy or broken) are sent
+    again later; others (the request itself refused) are split to find the entry at fault."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True):
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+
+
+@runtime_checkable
+class Destination(Sink, Protocol):
+    """A remote store that :class:`Delivery` sends batches to (and that can still be written
+    directly, synchronously, with ``write``)."""
+
+    @property
+    def spool_name(self) -> str:
+        """Names the destination (kind, cluster, index prefix): a spool is only ever replayed
+        to the destination it was written for."""
+        ...
+
+    def encode(self, record: AuditRecord) -> bytes:
+        """One record as one spool entry, in the form :meth:`send` sends."""
+        ...
+
+    def send(self, payloads: Sequence[bytes]) -> Sequence[ItemResult]:
+        """Send encoded entries in one request; one result per entry, in order. Raises
+        :class:`SendError` when the request as a whole failed."""
+        ...
+
+
+def retryable_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def delivered_status(status: int) -> bool:
+    """2xx, or 409: the store has a record with this id already (an earlier try got through)."""
+    return 200 <= status < 300 or status == 409
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryStats:
+    """What the pipeline has done since this process started it."""
+
+    accepted: int  # records appended to the spool
+    delivered: int
+    retried: int  # entries sent again after a failure
+    dead_lettered: int
+    spooled_bytes: int  # undelivered data in this process's spool
+    lag_seconds: float  # age of the oldest undelivered entry; 0 when caught up
+    replayed_journals: int  # journals of dead processes delivered
+    failures: int
+    last_error: str | None
+    last_delivery: str | None  # ISO time of the last delivered batch
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Backoff:
+    """Capped exponential backoff with jitter: attempt ``n`` waits between half and all of
+    ``min(maximum, initial * 2**n)``, so many processes retrying together spread out."""
+
+    def __init__(self, initial: float = 0.1, maximum: float = 30.0) -> None:
+        if initial <= 0 or maximum < initial:
+            raise ValueError("backoff needs 0 < initial <= maximum")
+        self.initial = initial
+        self.maximum = maximum
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.maximum, self.initial * 2.0 ** min(attempt, 32))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class Delivery:
+    """A sink that spools records and delivers them to ``destination`` in the background.
+
+    ``spool`` is a :class:`Spool` or its directory. ``batch_size`` and ``batch_bytes`` bound a
+    request; a batch is sent once full or when its oldest entry has waited ``linger`` seconds.
+    ``dead_letter`` is the file of refused entries (default: ``dead-letter.ndjson`` beside the
+    journals).
+    """
+
+    def __init__(
+        self,
+        destination: Destination,
+        spool: Spool | str | os.PathLike[str],
+        *,
+        batch_size: int = 500,
+        batch_bytes: int = 5 * 1024**2,
+        linger: float = 0.05,
+        backoff: Backoff | None = None,
+        dead_letter: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if batch_size < 1 or batch_bytes < 1:
+            raise ValueError("batch_size and batch_bytes must be positive")
+        self.destination = destination
+        self.spool = spool if isinstance(spool, Spool) else Spool(spool)
+        self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
+        self.linger = linger
+        self.backoff = backoff if backoff is not None else Backoff()
+        self.dead_letter_path = (
+            Path(dead_letter)
+            if dead_letter is not None
+            else self.spool.directory / "dead-letter.ndjson"
+        )
+        self._failures = FailureLog()
+        self._init_state()
+        self._start()
+        atexit.register(self.close)
+
+    def _init_state(self) -> None:
+        self._pid = os.getpid()
+        self._wake = threading.Event()
+        self._hurry = threading.Event()
+        self._stopping = threading.Event()
+        self._progress = threading.Condition()
+        self._orphans: list[Journal] = []
+        self._accepted = 0
+        self._delivered = 0
+        self._retried = 0
+        self._dead_lettered = 0
+        self._replayed = 0
+        self._oldest_pending_ms: int | None = None
+        self._last_delivery: float | None = None
+        self._outage_since: float | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Delivery({self.destination!r}, {self.spool!r})"
+
+    def _start(self) -> None:
+        # Adopted before the worker starts, so a flush right after start-up waits for them.
+        self._adopt_orphans()
+        self._thread = threading.Thread(target=self._run, name="auditwire-delivery", daemon=True)
+        self._thread.start()
+
+    def _ensure_running(self) -> None:
+        """In a forked child the parent's worker is gone: start afresh, own journal and all
+        (the parent goes on delivering its own spool)."""
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._init_state()
+                    self._start()
+
+    # -- the sink ---------------------------------------------------------------------------
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        """Append records to the spool (all or none) and return; delivery follows."""
+        if self._closed:
+            raise StoreError("this delivery pipeline is closed")
+        self._ensure_running()
+        if not records:
+            return
+        payloads = [self.destination.encode(record) for record in records]
+        self.spool.append(payloads)
+        with self._lock:
+            self._accepted += len(payloads)
+        self._wake.set()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything written before the call is delivered (or dead-lettered), and
+        any spool left by a dead process too; ``False`` on timeout or a stopped worker."""
+        self._ensure_running()
+        journal = self.spool.current()
+        target = journal.end if journal is not None else None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._hurry.set()
+        self._wake.set()
+        try:
+            with self._progress:
+                while self._orphans or (target is not None and journal.acked < target):  # type: ignore[union-attr]
+                    if not self._thread.is_alive():
+                        return False
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._progress.wait(0.5 if remaining is None else min(remaining, 0.5))
+            return True
+        finally:
+            self._hurry.clear()
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Deliver what can be delivered within ``timeout``, then stop. What is left stays in
+        the spool and is delivered by the next process that starts on it."""
+        if self._closed:
+            return
+        if self._pid == os.getpid():
+            self.flush(timeout)
+            self._stopping.set()
+            self._wake.set()
+            self._thread.join(timeout=5.0)
+            self.spool.close()
+            for orphan in self._orphans:
+                orphan.close()
+        self._closed = True
+        atexit.unregister(self.close)
+        self.destination.close()
+
+    def stats(self) -> DeliveryStats:
+        journal = self.spool.current()
+        oldest = self._oldest_pending_ms
+        return DeliveryStats(
+            accepted=self._accepted,
+            delivered=self._delivered,
+            retried=self._retried,
+            dead_lettered=self._dead_lettered,
+            spooled_bytes=journal.pending_bytes() if journal is not None else 0,
+            lag_seconds=0.0 if oldest is None else max(0.0, time.time() - oldest / 1000),
+            replayed_journals=self._replayed,
+            failures=self._failures.count,
+            last_error=self._failures.last_error,
+            last_delivery=None
+            if self._last_delivery is None
+            else datetime.fromtimestamp(self._last_delivery, timezone.utc).isoformat(),
+        )
+
+    # -- the worker -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_scan = time.monotonic() + RESCAN_EVERY
+        next_stats = time.monotonic() + STATS_EVERY
+        logged: DeliveryStats | None = None
+        while not self._stopping.is_set():
+            try:
+                now = time.monotonic()
+                if now >= next_scan:
+                    self._adopt_orphans()
+                    next_scan = now + RESCAN_EVERY
+                if now >= next_stats:
+                    logged = self._log_stats(logged)
+                    next_stats = now + STATS_EVERY
+                self._step()
+            except Exception as exc:  # the worker must outlive any bug; the spool keeps the data
+                self._failures.note(f"the delivery worker hit an unexpected error: {exc!r}")
+                self._stopping.wait(1.0)
+
+    def _adopt_orphans(self) -> None:
+        found = self.spool.orphans()
+        known = {o.directory for o in self._orphans}
+        fresh = [j for j in found if j.directory not in known]
+        for journal in found:
+            if journal not in fresh:
+                journal.close()
+        if fresh:
+            logger.info(
+                "auditwire: replaying %d spool journal(s) left by stopped processes in %s",
+                len(fresh),
+                self.spool.directory,
+            )
+            with self._progress:
+                self._orphans.extend(fresh)
+
+    def _step(self) -> None:
+        """Deliver one batch, or wait for records to arrive."""
+        self._wake.clear()
+        journal = self._orphans[0] if self._orphans else self.spool.current()
+        if journal is None:
+            self._wake.wait(1.0)
+            return
+        own = not self._orphans
+        entries = journal.read(journal.acked, self.batch_size, self.batch_bytes)
+        if not entries:
+            self._oldest_pending_ms = None
+            if not own:
+                journal.remove()
+                with self._progress:
+                    self._orphans.pop(0)
+                    self._replayed += 1
+                    self._progress.notify_all()
+            else:
+                journal.sync(if_due=True)
+                self._wake.wait(1.0)
+            return
+        self._oldest_pending_ms = entries[0].appended_ms
+        if own and len(entries) < self.batch_size and not self._hurry.is_set():
+            waited = time.time() - entries[0].appended_ms / 1000
+            if waited < self.linger:
+                self._hurry.wait(self.linger - waited)  # let the batch fill up
+                return
+        if self._deliver(entries):
+            journal.ack(entries[-1].end)
+            with self._progress:
+                self._last_delivery = time.time()
+                self._progress.notify_all()
+            if self._outage_since is not None:
+                logger.warning(
+                    "auditwire: delivery to %s resumed after %.1f s",
+                    self.destination.spool_name,
+                    time.monotonic() - self._outage_since,
+                )
+                self._outage_since = None
+
+    def _deliver(self, entries: Sequence[Entry]) -> bool:
+        """Deliver or dead-letter every entry; ``False`` if stopped before that."""
+        pending = list(entries)
+        attempt = 0
+        while pending:
+            if self._stopping.is_set():
+                return False
+            try:
+                results = self.destination.send([e.payload for e in pending])
+                if len(results) != len(pending):
+                    raise SendError(
+                        f"the store answered {len(results)} results for {len(pending)} entries"
+                    )
+            except SendError as exc:
+                if not exc.retryable:
+                    if len(pending) == 1:
+                        self._dead_letter(pending[0].payload, exc.status, str(exc))
+                        return True
+                    half = len(pending) // 2
+                    if not self._deliver(pending[:half]):
+                        return False
+                    pending = pending[half:]
+                    continue
+                results = [ItemResult(exc.status or 503, str(exc))] * len(pending)
+                self._note_outage(f"sending {len(pending)} record(s) failed: {exc}")
+            except Exception as exc:  # a client bug or an unforeseen error: keep the data, retry
+                results = [ItemResult(503, repr(exc))] * len(pending)
+                self._note_outage(f"sending {len(pending)} record(s) failed: {exc!r}")
+            retry = []
+            delivered = 0
+            reason = None
+            for entry, result in zip(pending, results, strict=True):
+                if delivered_status(result.status):
+                    delivered += 1
+                elif retryable_status(result.status):
+                    retry.append(entry)
+                    reason = reason or f"{result.status}: {result.error}"
+                else:
+                    self._dead_letter(entry.payload, result.status, result.error)
+            with self._lock:
+                self._delivered += delivered
+                self._retried += len(retry)
+            if retry and len(retry) < len(pending):
+                self._failures.note(
+                    f"{len(retry)} of {len(pending)} record(s) were refused for now "
+                    f"({reason}); retrying them"
+                )
+            pending = retry
+            if pending:
+                if self._stopping.wait(self.backoff.delay(attempt)):
+                    return False
+                attempt += 1
+        return True
+
+    def _note_outage(self, message: str) -> None:
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+        self._failures.note(f"{message}; records wait in the spool {self.spool.directory}")
+
+    def _dead_letter(self, payload: bytes, status: int | None, reason: str | None) -> None:
+        line = {
+            "failed_at": datetime.now(timezone.utc).isoformat(),
+            "destination": self.destination.spool_name,
+            "status": status,
+            "reason": reason,
+            "entry": payload.decode("utf-8", "replace"),
+        }
+        self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
+        data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
+        fd = os.open(self.dead_letter_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, data)  # one write per line: lines of several processes never mix
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with self._lock:
+            self._dead_lettered += 1
+        self._failures.note(
+            f"a record was refused for good (status {status}: {reason}); kept in "
+            f"{self.dead_letter_path}"
+        )
+
+    def _log_stats(self, previous: DeliveryStats | None) -> DeliveryStats:
+        stats = self.stats()
+        if previous is None or stats.accepted != previous.accepted or stats.spooled_bytes:
+            logger.info(
+                "auditwire: delivery stats %s",
+                self.destination.spool_name,
+                extra={"auditwire_delivery": stats.as_dict()},
+            )
+        return stats

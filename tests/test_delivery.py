@@ -1,0 +1,262 @@
+"""Delivery to the real Elasticsearch through faults: the cluster away, busy, slow, refusing
+documents, and the writing process killed. The faults come from a loopback proxy the tests own
+(``tests/support/proxy.py``) and from the cluster itself (blocks, a conflicting mapping)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from elasticsearch import Elasticsearch
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from auditwire import Actor, AuditLog
+from auditwire.asgi import AuditMiddleware
+from auditwire.delivery import Backoff, Delivery
+from auditwire.spool import Spool
+from auditwire.stores.elasticsearch import ElasticsearchStore
+from tests.support.proxy import FaultProxy
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[1]
+FAST_RETRY = Backoff(initial=0.05, maximum=0.5)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def proxy(es_url: str) -> Iterator[FaultProxy]:
+    parts = urlsplit(es_url)
+    fault_proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 9200)
+    yield fault_proxy
+    fault_proxy.close()
+
+
+@pytest.fixture
+def direct(es_store: ElasticsearchStore) -> ElasticsearchStore:
+    """The test's indices read without the proxy in the way."""
+    return es_store
+
+
+def through(proxy: FaultProxy, prefix: str) -> ElasticsearchStore:
+    client = Elasticsearch(proxy.url, request_timeout=5)
+    return ElasticsearchStore(client, prefix=prefix)
+
+
+def pipeline(store: ElasticsearchStore, spool: Path, **options: object) -> AuditLog:
+    delivery = Delivery(store, Spool(spool), backoff=FAST_RETRY, **options)  # type: ignore[arg-type]
+    return AuditLog(delivery)
+
+
+def all_ids(store: ElasticsearchStore) -> list[str]:
+    """Every record id in the test's indices, duplicates kept, read by ``search_after``."""
+    store.refresh_indices()
+    out: list[str] = []
+    after: list[str] | None = None
+    while True:
+        hits = store.client.search(
+            index=store.read_pattern,
+            size=5_000,
+            sort=[{"event.id": "asc"}],
+            source=False,
+            docvalue_fields=[{"field": "event.id"}],
+            search_after=after,
+        )["hits"]["hits"]
+        if not hits:
+            return out
+        out.extend(hit["fields"]["event.id"][0] for hit in hits)
+        after = hits[-1]["sort"]
+
+
+def test_records_are_spooled_then_delivered(direct: ElasticsearchStore, tmp_path: Path) -> None:
+    log = AuditLog(direct, spool=tmp_path)
+    assert isinstance(log.sink, Delivery)
+    records = [log.record("login", actor=Actor(id=f"u{n}")) for n in range(300)]
+    assert log.flush(timeout=60)
+    assert sorted(all_ids(direct)) == sorted(r.id for r in records)
+    stats = log.stats()
+    assert (stats.accepted, stats.delivered, stats.dead_lettered) == (300, 300, 0)
+    assert stats.spooled_bytes == 0 and stats.lag_seconds == 0.0
+    assert log.get(records[0].id) == records[0]
+    log.close()
+    assert not list(tmp_path.rglob("*.seg"))  # delivered segments are gone
+
+
+def test_ten_thousand_records_while_the_cluster_is_away_all_arrive_once(
+    proxy: FaultProxy, direct: ElasticsearchStore, tmp_path: Path
+) -> None:
+    log = pipeline(through(proxy, direct.prefix), tmp_path)
+    proxy.set_mode("down")
+    accepted = [log.record("login", actor=Actor(id=f"u{n}")).id for n in range(10_000)]
+    time.sleep(3)  # away for several seconds: the pipeline keeps retrying meanwhile
+    stats = log.stats()
+    assert stats.delivered == 0 and stats.delivery_failures > 0
+    assert stats.spooled_bytes > 0 and stats.lag_seconds > 2
+    assert "unreachable" in str(stats.last_error)
+    proxy.set_mode("forward")
+    assert log.flush(timeout=120)
+    ids = all_ids(direct)
+    assert len(ids) == 10_000
+    assert set(ids) == set(accepted)
+    assert log.stats().delivered == 10_000
+    log.close()
+
+
+def test_a_busy_cluster_answering_429_is_retried_to_completion(
+    proxy: FaultProxy, direct: ElasticsearchStore, tmp_path: Path
+) -> None:
+    log = pipeline(through(proxy, direct.prefix), tmp_path, batch_size=50)
+    proxy.set_mode("busy", busy_requests=6)
+    accepted = [log.record("login", actor=Actor(id=f"u{n}")).id for n in range(500)]
+    assert log.flush(timeout=60)
+    assert proxy.busy_answered == 6
+    assert sorted(all_ids(direct)) == sorted(accepted)
+    stats = log.stats()
+    assert stats.retried >= 6 * 50 // 50  # at least one resend per 429
+    assert "429" in str(stats.last_error)
+    log.close()
+
+
+def test_only_the_entries_that_failed_are_resent_and_refused_ones_are_dead_lettered(
+    direct: ElasticsearchStore, tmp_path: Path
+) -> None:
+    """One batch, three fates: an index under a flood-stage block answers 429 per entry
+    (retried until the block goes), an index whose mapping conflicts refuses for good (dead
+    letter), the rest is written at once."""
+    client = direct.client
+    blocked = f"{direct.prefix}-2023.05"
+    conflicting = f"{direct.prefix}-2022.02"
+    client.indices.create(index=blocked)
+    client.indices.put_settings(
+        index=blocked, settings={"index.blocks.read_only_allow_delete": True}
+    )
+    client.indices.create(
+        index=conflicting,
+        mappings={"properties": {"user": {"properties": {"id": {"type": "long"}}}}},
+    )
+
+    def when(year: int, month: int) -> datetime:
+        return datetime(year, month, 3, tzinfo=timezone.utc)
+
+    log = pipeline(direct, tmp_path / "spool", dead_letter=tmp_path / "dead.ndjson")
+    fine = [log.record("login", actor=Actor(id=f"u{n}"), timestamp=when(2024, 1)) for n in range(5)]
+    held = [log.record("login", actor=Actor(id=f"h{n}"), timestamp=when(2023, 5)) for n in range(3)]
+    refused = log.record("login", actor=Actor(id="not-a-number"), timestamp=when(2022, 2))
+    deadline = time.monotonic() + 30
+    while log.stats().delivered < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stats = log.stats()
+    assert (stats.delivered, stats.dead_lettered) == (5, 1)
+    assert stats.retried >= 3  # the three blocked entries, not the whole batch
+    assert not log.flush(timeout=0.5)  # held back by the block
+    client.indices.put_settings(
+        index=blocked, settings={"index.blocks.read_only_allow_delete": None}
+    )
+    assert log.flush(timeout=30)
+    assert sorted(all_ids(direct)) == sorted(r.id for r in [*fine, *held])
+    (line,) = (tmp_path / "dead.ndjson").read_text().splitlines()
+    assert refused.id in line and "400" in line and "user.id" in line
+    log.close()
+
+
+def test_a_slow_cluster_does_not_slow_requests(
+    proxy: FaultProxy, direct: ElasticsearchStore, tmp_path: Path
+) -> None:
+    """While the cluster answers nothing at all, requests are served and their records wait
+    in the spool; every one is delivered once the cluster answers again."""
+
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hi")
+
+    log = pipeline(through(proxy, direct.prefix), tmp_path)
+    app = AuditMiddleware(Starlette(routes=[Route("/hello", hello)]), log)
+    proxy.set_mode("hold")
+
+    async def serve() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return [(await client.get("/hello")).status_code for _ in range(200)]
+
+    import anyio
+
+    statuses = anyio.run(serve)
+    assert statuses == [200] * 200
+    assert log.writer.flush(timeout=30)  # every record built and in the spool...
+    assert log.stats().delivered == 0  # ...while the cluster still has not answered
+    proxy.set_mode("forward")
+    assert log.flush(timeout=60)
+    assert len(set(all_ids(direct))) == 200
+    log.close()
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from auditwire import Actor, AuditLog
+    from auditwire.stores.elasticsearch import ElasticsearchStore
+
+    url, prefix, spool, mode = sys.argv[1:5]
+    log = AuditLog(ElasticsearchStore(url, prefix=prefix), spool=spool)
+    if mode == "replay":
+        assert log.flush(timeout=120), log.stats()
+        log.close()
+        print(log.stats().replayed_journals, flush=True)
+        sys.exit(0)
+    n = 0
+    while True:
+        record = log.record("login", actor=Actor(id=f"u{n}"))
+        sys.stdout.write(record.id + "\\n")
+        sys.stdout.flush()
+        n += 1
+    """
+)
+
+
+def run_child(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, *args], stdout=subprocess.PIPE, text=True, env=env
+    )
+
+
+@pytest.mark.parametrize("cluster", ["reachable", "away"])
+def test_a_killed_writer_s_spool_is_replayed_by_the_next_start(
+    proxy: FaultProxy, direct: ElasticsearchStore, tmp_path: Path, cluster: str
+) -> None:
+    if cluster == "away":
+        proxy.set_mode("down")
+    child = run_child(proxy.url, direct.prefix, str(tmp_path), "write")
+    assert child.stdout is not None
+    accepted = []
+    for line in child.stdout:
+        accepted.append(line.strip())
+        if len(accepted) == 3_000:
+            break
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    proxy.set_mode("forward")
+    replay = run_child(proxy.url, direct.prefix, str(tmp_path), "replay")
+    out, _ = replay.communicate(timeout=180)
+    assert replay.returncode == 0
+    assert out.strip() == "1"  # the killed writer's journal
+    ids = all_ids(direct)
+    assert len(ids) == len(set(ids))  # none twice
+    assert set(accepted) <= set(ids)  # none that record() accepted is missing
+    assert not list(tmp_path.rglob("*.seg"))
