@@ -136,16 +136,18 @@ def test_a_busy_cluster_answering_429_is_retried_to_completion(
 def test_only_the_entries_that_failed_are_resent_and_refused_ones_are_dead_lettered(
     direct: ElasticsearchStore, tmp_path: Path
 ) -> None:
-    """One batch, three fates: an index under a flood-stage block answers 429 per entry
-    (retried until the block goes), an index whose mapping conflicts refuses for good (dead
-    letter), the rest is written at once."""
+    """One batch, four fates: an index under a flood-stage block answers 429 per entry, an
+    index under a write block 403 (both retried until the block goes), an index whose mapping
+    conflicts refuses for good (dead letter), the rest is written at once."""
     client = direct.client
-    blocked = f"{direct.prefix}-2023.05"
+    blocks = {
+        f"{direct.prefix}-2023.05": "index.blocks.read_only_allow_delete",
+        f"{direct.prefix}-2023.06": "index.blocks.write",
+    }
     conflicting = f"{direct.prefix}-2022.02"
-    client.indices.create(index=blocked)
-    client.indices.put_settings(
-        index=blocked, settings={"index.blocks.read_only_allow_delete": True}
-    )
+    for index, block in blocks.items():
+        client.indices.create(index=index)
+        client.indices.put_settings(index=index, settings={block: True})
     client.indices.create(
         index=conflicting,
         mappings={"properties": {"user": {"properties": {"id": {"type": "long"}}}}},
@@ -156,18 +158,21 @@ def test_only_the_entries_that_failed_are_resent_and_refused_ones_are_dead_lette
 
     log = pipeline(direct, tmp_path / "spool", dead_letter=tmp_path / "dead.ndjson")
     fine = [log.record("login", actor=Actor(id=f"u{n}"), timestamp=when(2024, 1)) for n in range(5)]
-    held = [log.record("login", actor=Actor(id=f"h{n}"), timestamp=when(2023, 5)) for n in range(3)]
+    held = [
+        log.record("login", actor=Actor(id=f"h{n}"), timestamp=when(2023, month))
+        for n in range(3)
+        for month in (5, 6)
+    ]
     refused = log.record("login", actor=Actor(id="not-a-number"), timestamp=when(2022, 2))
     deadline = time.monotonic() + 30
     while log.stats().delivered < 5 and time.monotonic() < deadline:
         time.sleep(0.05)
     stats = log.stats()
     assert (stats.delivered, stats.dead_lettered) == (5, 1)
-    assert stats.retried >= 3  # the three blocked entries, not the whole batch
-    assert not log.flush(timeout=0.5)  # held back by the block
-    client.indices.put_settings(
-        index=blocked, settings={"index.blocks.read_only_allow_delete": None}
-    )
+    assert stats.retried >= 6  # the six blocked entries, not the whole batch
+    assert not log.flush(timeout=0.5)  # held back by the blocks
+    for index, block in blocks.items():
+        client.indices.put_settings(index=index, settings={block: None})
     assert log.flush(timeout=30)
     assert sorted(all_ids(direct)) == sorted(r.id for r in [*fine, *held])
     (line,) = (tmp_path / "dead.ndjson").read_text().splitlines()

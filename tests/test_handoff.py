@@ -102,3 +102,62 @@ def test_failures_are_all_counted_but_logged_sparingly(caplog: pytest.LogCapture
     assert writer.stats().failed == 20
     assert len([r for r in caplog.records if r.name == "auditwire"]) == 1
     writer.close()
+
+
+def test_overflow_drop_counts_what_it_drops() -> None:
+    sink = SlowSink()
+    writer = BackgroundWriter(sink, max_pending=2, batch_size=1, linger=0, overflow="drop")
+    records = [full_record() for _ in range(6)]
+    for record in records:
+        writer.submit(record)
+    caller = threading.current_thread().name
+    assert not [ids for name, ids in sink.written if name == caller]  # the caller never writes
+    sink.release.set()
+    assert writer.flush(timeout=10)
+    stats = writer.stats()
+    assert stats.dropped >= 3
+    assert stats.written + stats.dropped == 6
+    writer.close()
+
+
+def test_overflow_block_waits_for_room_and_loses_nothing() -> None:
+    sink = SlowSink()
+    writer = BackgroundWriter(sink, max_pending=2, batch_size=1, linger=0, overflow="block")
+    records = [full_record() for _ in range(6)]
+
+    def submit_all() -> None:
+        for record in records:
+            writer.submit(record)
+
+    submitter = threading.Thread(target=submit_all)
+    submitter.start()
+    submitter.join(timeout=0.5)
+    assert submitter.is_alive()  # blocked on the full queue
+    sink.release.set()
+    submitter.join(timeout=10)
+    assert not submitter.is_alive()
+    assert writer.flush(timeout=10)
+    assert sorted(i for _, ids in sink.written for i in ids) == sorted(r.id for r in records)
+    assert all(name == "auditwire-writer" for name, _ in sink.written)
+    assert writer.stats().dropped == 0
+    writer.close()
+
+
+def test_the_queue_is_used_again_once_an_overflow_is_over() -> None:
+    """Records the caller wrote itself are not counted as pending forever."""
+    sink = SlowSink()
+    writer = BackgroundWriter(sink, max_pending=2, batch_size=1, linger=0)
+    for _ in range(10):
+        writer.submit(full_record())
+    sink.release.set()
+    assert writer.flush(timeout=10)
+    sink.written.clear()
+    for _ in range(2):
+        writer.submit(full_record())
+    assert writer.flush(timeout=10)
+    assert [name for name, _ in sink.written] == ["auditwire-writer"] * 2
+
+
+def test_an_unknown_overflow_policy_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="overflow must be one of spool, block, drop"):
+        BackgroundWriter(SlowSink(), overflow="ignore")  # type: ignore[arg-type]

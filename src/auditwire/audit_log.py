@@ -13,13 +13,13 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 from auditwire.catalog import EventCatalog
-from auditwire.delivery import Delivery, Destination
+from auditwire.delivery import Delivery, Destination, spooled
 from auditwire.errors import InvalidQueryError, InvalidRecordError, StoreError
+from auditwire.fanout import FanOut, Flushable
 from auditwire.handoff import BackgroundWriter, Deferred, Overflow
 from auditwire.query import AuditQuery
 from auditwire.record import (
@@ -33,29 +33,11 @@ from auditwire.record import (
     TraceInfo,
 )
 from auditwire.redaction import Redactor
-from auditwire.spool import Spool
+from auditwire.retention import Retaining, RetentionPolicy, RetentionResult
 from auditwire.stores import DEFAULT_URL, Sink, Store, open_store
 
 #: Environment variable naming the default store when none is passed.
 STORE_ENV = "AUDITWIRE_STORE"
-#: Environment variable naming the spool directory of remote stores when none is passed.
-SPOOL_ENV = "AUDITWIRE_SPOOL"
-
-
-def default_spool_root() -> Path:
-    """``$AUDITWIRE_SPOOL``, else ``$XDG_STATE_HOME/auditwire/spool`` (``~/.local/state/...``).
-    Containers should point it at a volume that outlives the container."""
-    if os.environ.get(SPOOL_ENV):
-        return Path(os.environ[SPOOL_ENV])
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "auditwire" / "spool"
-
-
-def _delivery(destination: Destination, spool: Spool | str | os.PathLike[str] | None) -> Delivery:
-    if not isinstance(spool, Spool):
-        root = Path(spool) if spool is not None else default_spool_root()
-        spool = Spool(root / destination.spool_name)
-    return Delivery(destination, spool)
 
 
 def _actor(actor: Actor | Mapping[str, Any] | None) -> Actor:
@@ -99,8 +81,9 @@ class AuditLog:
     ``store`` is a store object or a URL (see :func:`auditwire.stores.open_store`); without one,
     ``$AUDITWIRE_STORE`` or the embedded SQLite file ``auditwire.db`` is used. A remote store
     (Elasticsearch, OpenSearch) is written through a :class:`~auditwire.delivery.Delivery`
-    pipeline spooling under ``spool`` (default :func:`default_spool_root`), one directory per
-    destination; pass a ``Delivery`` as ``store`` to tune it. ``overflow`` is what happens
+    pipeline spooling under ``spool`` (default :func:`~auditwire.spool.default_root`), one
+    directory per destination; pass a ``Delivery`` as ``store`` to tune it, or a
+    :class:`~auditwire.fanout.FanOut` to write to several. ``overflow`` is what happens
     when the middleware's hand-off queue is full (see :mod:`auditwire.handoff`). ``strict``
     makes unknown actions an error; ``secret_keys``/``hidden_keys`` extend the metadata keys
     that are masked (to the last four characters) or hidden entirely.
@@ -115,7 +98,7 @@ class AuditLog:
         tenant: str | None = None,
         secret_keys: Iterable[str] = (),
         hidden_keys: Iterable[str] = (),
-        spool: Spool | str | os.PathLike[str] | None = None,
+        spool: str | os.PathLike[str] | None = None,
         overflow: Overflow = "spool",
     ) -> None:
         if catalog is not None and strict and not catalog.strict:
@@ -134,8 +117,10 @@ class AuditLog:
         self.store: Sink = opened
         if isinstance(opened, Delivery):
             self.store = opened.destination
+        elif isinstance(opened, FanOut):
+            self.store = opened.primary or opened
         elif isinstance(opened, Destination):
-            self.sink = _delivery(opened, spool)
+            self.sink = spooled(opened, spool)
         self.overflow: Overflow = overflow
         self.tenant = tenant
         self._redactor = Redactor(secret_keys=secret_keys, hidden_keys=hidden_keys)
@@ -236,7 +221,7 @@ class AuditLog:
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._writer is not None and not self._writer.flush(timeout):
             return False
-        if isinstance(self.sink, Delivery):
+        if isinstance(self.sink, Flushable):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             return self.sink.flush(left)
         return True
@@ -244,7 +229,7 @@ class AuditLog:
     def stats(self) -> AuditStats:
         """Counters and health of the hand-off and of delivery (zeros where unused)."""
         writer = self._writer.stats() if self._writer is not None else None
-        delivery = self.sink.stats() if isinstance(self.sink, Delivery) else None
+        delivery = self.sink.stats() if isinstance(self.sink, (Delivery, FanOut)) else None
         errors = [s.last_error for s in (delivery, writer) if s is not None and s.last_error]
         return AuditStats(
             queued=writer.pending if writer else 0,
@@ -292,6 +277,22 @@ class AuditLog:
     def get(self, record_id: str) -> AuditRecord:
         """One record by id (:class:`~auditwire.errors.RecordNotFoundError` when absent)."""
         return self._readable().get(record_id, tenant=self.tenant)
+
+    def apply_retention(
+        self,
+        max_age: timedelta,
+        *,
+        tenants: Mapping[str, timedelta] | None = None,
+        now: datetime | None = None,
+    ) -> RetentionResult:
+        """Remove records older than ``max_age`` (``tenants`` maps tenants to ages of their
+        own): the one sanctioned removal of audit records. Run it from a scheduled job."""
+        if self.tenant is not None:
+            raise StoreError("retention covers every tenant; run it from a log not bound to one")
+        store = self.store
+        if not isinstance(store, Retaining):
+            raise StoreError(f"{store!r} has no retention operation")
+        return store.apply_retention(RetentionPolicy(max_age, dict(tenants or {})), now=now)
 
     def close(self) -> None:
         """Flush submitted records, stop the writer and close the store."""

@@ -15,12 +15,14 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from auditwire.audit_log import STORE_ENV
 from auditwire.catalog import EventCatalog
 from auditwire.errors import AuditwireError, InvalidQueryError, StoreError
 from auditwire.export import CSV_COLUMNS, FORMATS, csv_row, export
 from auditwire.filters import list_records, parse_list_request
 from auditwire.index_template import DEFAULT_PREFIX, index_template
 from auditwire.record import AuditRecord
+from auditwire.retention import Retaining, RetentionPolicy, parse_age
 from auditwire.stores import DEFAULT_URL, open_store
 from auditwire.stores.base import Store
 
@@ -88,8 +90,6 @@ def _filters(pairs: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def _readable_store(url: str | None) -> Store:
-    from auditwire.audit_log import STORE_ENV
-
     store = open_store(url or os.environ.get(STORE_ENV) or DEFAULT_URL)
     if not isinstance(store, Store):
         raise StoreError(f"{store!r} is write-only; give a readable --store")
@@ -145,6 +145,28 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _retention(args: argparse.Namespace, out: TextIO) -> int:
+    tenants = {}
+    for pair in args.tenant:
+        name, sep, age = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--tenant {pair!r}: give it as TENANT=AGE (acme=30d)")
+        tenants[name] = parse_age(age)
+    policy = RetentionPolicy(parse_age(args.max_age), tenants)
+    store = open_store(args.store or os.environ.get(STORE_ENV) or DEFAULT_URL)
+    try:
+        if not isinstance(store, Retaining):
+            raise StoreError(f"{store!r} has no retention operation")
+        result = store.apply_retention(policy)
+    finally:
+        store.close()
+    out.write(f"removed {result.removed_records} record(s)")
+    if result.removed_partitions:
+        out.write(f" and partition(s) {', '.join(result.removed_partitions)}")
+    out.write("\n")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="auditwire", description=__doc__.splitlines()[0])
     commands = root.add_subparsers(dest="command", required=True)
@@ -182,6 +204,14 @@ def parser() -> argparse.ArgumentParser:
     export_cmd.add_argument("--format", choices=tuple(FORMATS), default="ndjson")
     export_cmd.add_argument("-o", "--output", default="-", help="file (default stdout)")
     export_cmd.set_defaults(run=_export)
+
+    retention = commands.add_parser("retention", help="remove records older than kept")
+    retention.add_argument("--store", help="store URL (default $AUDITWIRE_STORE or auditwire.db)")
+    retention.add_argument("--max-age", required=True, help="keep this long: 365d, 12w, 36h")
+    retention.add_argument(
+        "--tenant", action="append", default=[], help="TENANT=AGE, a tenant's own age (repeat)"
+    )
+    retention.set_defaults(run=_retention)
     return root
 
 
@@ -189,7 +219,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.run(args, out or sys.stdout)
-    except InvalidQueryError as exc:
+    except (InvalidQueryError, ValueError) as exc:
         print(f"auditwire: {exc}", file=sys.stderr)
         return 2
     except AuditwireError as exc:

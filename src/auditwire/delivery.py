@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from auditwire.errors import StoreError
 from auditwire.failures import FailureLog
-from auditwire.spool import Entry, Journal, Spool
+from auditwire.spool import Entry, Journal, Spool, default_root
 from auditwire.stores.base import Sink
 
 if TYPE_CHECKING:
@@ -51,10 +51,20 @@ STATS_EVERY = 60.0
 
 @dataclass(frozen=True, slots=True)
 class ItemResult:
-    """The store's answer for one entry of a batch: an HTTP-like status and the reason."""
+    """The store's answer for one entry of a batch: an HTTP-like status and the reason.
+    ``retryable`` overrides what the status says (a store knows refusals that pass)."""
 
     status: int
     error: str | None = None
+    retryable: bool | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return delivered_status(self.status)
+
+    @property
+    def worth_retrying(self) -> bool:
+        return self.retryable if self.retryable is not None else retryable_status(self.status)
 
 
 class SendError(StoreError):
@@ -114,6 +124,13 @@ class DeliveryStats:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def spooled(destination: Destination, root: str | os.PathLike[str] | None = None) -> Delivery:
+    """``destination`` behind a pipeline with the default settings, spooling under ``root``
+    (default :func:`~auditwire.spool.default_root`) in a directory of its own."""
+    base = default_root() if root is None else Path(root)
+    return Delivery(destination, Spool(base / destination.spool_name))
 
 
 class Backoff:
@@ -220,9 +237,11 @@ class Delivery:
             self._accepted += len(payloads)
         self._wake.set()
 
-    def flush(self, timeout: float | None = None) -> bool:
+    def flush(self, timeout: float | None = None, *, during_outage: bool = True) -> bool:
         """Wait until everything written before the call is delivered (or dead-lettered), and
-        any spool left by a dead process too; ``False`` on timeout or a stopped worker."""
+        any spool left by a dead process too; ``False`` on timeout or a stopped worker.
+        ``during_outage=False`` gives up at once while the store is failing (the records are
+        safe in the spool either way)."""
         self._ensure_running()
         journal = self.spool.current()
         target = journal.end if journal is not None else None
@@ -231,8 +250,12 @@ class Delivery:
         self._wake.set()
         try:
             with self._progress:
-                while self._orphans or (target is not None and journal.acked < target):  # type: ignore[union-attr]
+                while self._orphans or (
+                    journal is not None and target is not None and journal.acked < target
+                ):
                     if not self._thread.is_alive():
+                        return False
+                    if not during_outage and self._outage_since is not None:
                         return False
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
@@ -243,12 +266,22 @@ class Delivery:
             self._hurry.clear()
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Deliver what can be delivered within ``timeout``, then stop. What is left stays in
-        the spool and is delivered by the next process that starts on it."""
+        """Deliver what can be delivered within ``timeout``, then stop. While the store is
+        failing it does not wait: what is left stays in the spool, and is delivered by the
+        next process that starts on it (the log line says how much)."""
         if self._closed:
             return
         if self._pid == os.getpid():
-            self.flush(timeout)
+            if not self.flush(timeout, during_outage=False):
+                journal = self.spool.current()
+                left = journal.pending_bytes() if journal is not None else 0
+                logger.warning(
+                    "auditwire: closing with %d undelivered byte(s) in the spool %s; the next "
+                    "process started on it delivers them (%s)",
+                    left,
+                    self.spool.directory,
+                    self._failures.last_error or "no error recorded",
+                )
             self._stopping.set()
             self._wake.set()
             self._thread.join(timeout=5.0)
@@ -385,9 +418,9 @@ class Delivery:
             delivered = 0
             reason = None
             for entry, result in zip(pending, results, strict=True):
-                if delivered_status(result.status):
+                if result.delivered:
                     delivered += 1
-                elif retryable_status(result.status):
+                elif result.worth_retrying:
                     retry.append(entry)
                     reason = reason or f"{result.status}: {result.error}"
                 else:

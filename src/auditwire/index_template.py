@@ -14,7 +14,7 @@ without a lookup. One read pattern
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from auditwire.ecs import SCHEMA_VERSION
@@ -138,3 +138,25 @@ def read_pattern(prefix: str = DEFAULT_PREFIX) -> str:
 def write_index(prefix: str, timestamp: datetime, partitioning: Partitioning = "month") -> str:
     """The partition a record with this timestamp is written to."""
     return f"{prefix}-{timestamp.strftime(_FORMATS[partitioning])}"
+
+
+def partition_start(
+    prefix: str, index: str, partitioning: Partitioning = "month"
+) -> datetime | None:
+    """The start of the period index ``index`` holds, ``None`` if it is not a partition."""
+    if not index.startswith(f"{prefix}-"):
+        return None
+    try:
+        start = datetime.strptime(index[len(prefix) + 1 :], _FORMATS[partitioning])
+    except ValueError:
+        return None
+    return start.replace(tzinfo=timezone.utc)
+
+
+def partition_end(start: datetime, partitioning: Partitioning = "month") -> datetime:
+    """The start of the next period."""
+    if partitioning == "day":
+        return start + timedelta(days=1)
+    if partitioning == "year":
+        return start.replace(year=start.year + 1)
+    return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)

@@ -42,6 +42,8 @@ from auditwire.errors import StoreError
 
 logger = logging.getLogger("auditwire")
 
+#: Environment variable naming the spool directory when none is passed.
+SPOOL_ENV = "AUDITWIRE_SPOOL"
 FsyncPolicy = Literal["always", "interval", "never"]
 FSYNC_POLICIES: tuple[FsyncPolicy, ...] = ("always", "interval", "never")
 _FRAME = struct.Struct("<IIQ")
@@ -77,6 +79,15 @@ class Entry:
     payload: bytes
     appended_ms: int
     end: Position  # the position just after this entry
+
+
+def default_root() -> Path:
+    """``$AUDITWIRE_SPOOL``, else ``$XDG_STATE_HOME/auditwire/spool`` (``~/.local/state/...``).
+    Containers should point it at a volume that outlives the container."""
+    if os.environ.get(SPOOL_ENV):
+        return Path(os.environ[SPOOL_ENV])
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "auditwire" / "spool"
 
 
 def _segment_name(number: int) -> str:

@@ -11,10 +11,11 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from auditwire.catalog import EventCatalog
-from auditwire.delivery import ItemResult, SendError, delivered_status
+from auditwire.delivery import ItemResult, SendError
 from auditwire.ecs import from_ecs, to_ecs
 from auditwire.errors import BulkWriteError, MissingDependencyError, RecordNotFoundError
 from auditwire.index_template import (
@@ -22,10 +23,14 @@ from auditwire.index_template import (
     TYPE_FALLBACKS,
     Partitioning,
     index_template,
+    partition_end,
+    partition_start,
     read_pattern,
     write_index,
 )
 from auditwire.query import AuditQuery, Page, to_elasticsearch
+from auditwire.record import format_timestamp
+from auditwire.retention import RetentionPolicy, RetentionResult, utcnow
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -165,9 +170,12 @@ class ElasticsearchStore:
         results = []
         for item in response.body.get("items", ()):
             answer = next(iter(item.values()))
-            error = answer.get("error")
+            error = answer.get("error") or {}
             reason = f"{error.get('type')}: {error.get('reason')}" if error else None
-            results.append(ItemResult(int(answer["status"]), reason))
+            # A block (read-only index, disk watermark) is the cluster's state, not the
+            # document's fault: it lifts, so the entry waits rather than being dead-lettered.
+            blocked = error.get("type") == "cluster_block_exception" or None
+            results.append(ItemResult(int(answer["status"]), reason, blocked))
         return results
 
     def write(self, records: Sequence[AuditRecord]) -> None:
@@ -178,7 +186,7 @@ class ElasticsearchStore:
         refused = [
             {"id": r.id, "status": result.status, "error": result.error}
             for r, result in zip(records, results, strict=True)
-            if not delivered_status(result.status)
+            if not result.delivered
         ]
         if refused:
             raise BulkWriteError("Elasticsearch refused audit records", refused)
@@ -232,6 +240,79 @@ class ElasticsearchStore:
             allow_no_indices=True,
         )
         return int(response["count"])
+
+    def partitions(self) -> dict[str, datetime]:
+        """This store's partitions (index name -> start of the period it holds); indices
+        under the prefix whose names are not partitions are left out, and so left alone."""
+        answer = self.client.indices.get(
+            index=self.read_pattern, expand_wildcards="open,closed", allow_no_indices=True
+        )
+        out = {}
+        for name in answer.body:
+            start = partition_start(self.prefix, name, self.partitioning)
+            if start is not None:
+                out[name] = start
+        return out
+
+    def apply_retention(
+        self, policy: RetentionPolicy, *, now: datetime | None = None
+    ) -> RetentionResult:
+        """Drop whole partitions older than the longest age kept, then delete by query what
+        shorter ages no longer keep. Partitions are deleted by name: clusters may refuse
+        wildcard deletes."""
+        now = now or utcnow()
+        oldest_kept = now - policy.longest
+        expired = sorted(
+            name
+            for name, start in self.partitions().items()
+            if partition_end(start, self.partitioning) <= oldest_kept
+        )
+        removed = 0
+        if expired:
+            removed += int(self.client.count(index=",".join(expired))["count"])
+            self.client.indices.delete(index=",".join(expired))
+        for cutoff, only, excluded in policy.groups(now):
+            if cutoff <= oldest_kept:
+                continue  # the partitions that held them are gone already, or hold none
+            query: dict[str, Any] = {
+                "bool": {"filter": [{"range": {"@timestamp": {"lt": format_timestamp(cutoff)}}}]}
+            }
+            if only is not None:
+                query["bool"]["filter"].append({"terms": {"organization.id": list(only)}})
+            if excluded:
+                query["bool"]["must_not"] = [{"terms": {"organization.id": list(excluded)}}]
+            removed += self._delete_matching(query)
+        return RetentionResult(removed_records=removed, removed_partitions=tuple(expired))
+
+    def _delete_matching(self, query: dict[str, Any]) -> int:
+        """Delete the documents matching ``query``: ``_delete_by_query`` where the cluster has
+        it, else (minimal distributions lack the module) search and bulk-delete by id."""
+        from elasticsearch import BadRequestError
+
+        scope: dict[str, Any] = {"allow_no_indices": True, "ignore_unavailable": True}
+        try:
+            answer = self.client.delete_by_query(
+                index=self.read_pattern, query=query, conflicts="proceed", refresh=True, **scope
+            )
+            return int(answer["deleted"])
+        except BadRequestError as exc:
+            if "no handler found" not in str(exc):
+                raise
+        deleted = 0
+        while True:
+            hits = self.client.search(
+                index=self.read_pattern, query=query, size=1000, source=False, **scope
+            )["hits"]["hits"]
+            if not hits:
+                return deleted
+            answer = self.client.bulk(
+                operations=[{"delete": {"_index": h["_index"], "_id": h["_id"]}} for h in hits],
+                refresh=True,
+            )
+            if answer["errors"]:
+                failed = [i["delete"] for i in answer["items"] if i["delete"].get("error")]
+                raise BulkWriteError("Elasticsearch refused retention deletes", failed)
+            deleted += len(hits)
 
     def refresh_indices(self) -> None:
         """Make every write so far visible to search (for tests and demos)."""

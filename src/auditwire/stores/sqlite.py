@@ -2,7 +2,10 @@
 
 Append-only is enforced by the database, not by this class: triggers abort every ``UPDATE`` and
 ``DELETE`` on the records table, so no code path (ours, the application's or a DB shell) can
-rewrite history without first dropping the triggers. WAL mode lets readers work while the
+rewrite history without first dropping the triggers. The one exception is retention: a delete
+passes only while a grant row names a cutoff (and tenant) and only for records older than it;
+:meth:`SQLiteStore.apply_retention` writes the grant, deletes and withdraws the grant in one
+transaction. WAL mode lets readers work while the
 writer appends. Columns hold the filterable fields; the full record is kept as its API JSON.
 """
 
@@ -12,11 +15,13 @@ import json
 import sqlite3
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from auditwire.errors import RecordNotFoundError, StoreError
 from auditwire.query import SQL_ORDER, AuditQuery, Page, ip_key, to_sql
-from auditwire.record import AuditRecord, flat_fields
+from auditwire.record import AuditRecord, flat_fields, format_timestamp
+from auditwire.retention import RetentionPolicy, RetentionResult, utcnow
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_records (
@@ -48,8 +53,15 @@ CREATE INDEX IF NOT EXISTS audit_records_target ON audit_records (target_id);
 CREATE INDEX IF NOT EXISTS audit_records_ip ON audit_records (ip_key);
 CREATE TRIGGER IF NOT EXISTS audit_records_no_update BEFORE UPDATE ON audit_records
 BEGIN SELECT RAISE(ABORT, 'audit records are append-only: UPDATE refused'); END;
-CREATE TRIGGER IF NOT EXISTS audit_records_no_delete BEFORE DELETE ON audit_records
-BEGIN SELECT RAISE(ABORT, 'audit records are append-only: DELETE refused'); END;
+CREATE TABLE IF NOT EXISTS audit_retention_grant (cutoff TEXT NOT NULL, tenant TEXT);
+DROP TRIGGER IF EXISTS audit_records_no_delete;
+CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records
+WHEN NOT EXISTS (
+    SELECT 1 FROM audit_retention_grant AS g
+    WHERE old.timestamp < g.cutoff AND (g.tenant IS NULL OR g.tenant = old.tenant)
+)
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only: DELETE refused (only retention removes
+records, and only those older than its cutoff)'); END;
 """
 
 _COLUMNS = (
@@ -63,6 +75,10 @@ _FLAT = (
     "id", "timestamp", "action", "category", "outcome", "actorType", "actorId", "actorEmail",
     "targetType", "targetId", "tenant", "ipAddress",
 )  # fmt: skip
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
 
 
 def _row(record: AuditRecord) -> tuple[str | None, ...]:
@@ -87,7 +103,7 @@ class SQLiteStore:
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(SCHEMA)
+            self._conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -99,8 +115,7 @@ class SQLiteStore:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._conn.executemany(
-                    f"INSERT OR IGNORE INTO audit_records ({_COLUMNS})"
-                    f" VALUES ({', '.join('?' * 14)})",
+                    f"INSERT OR IGNORE INTO audit_records ({_COLUMNS}) VALUES ({_marks(14)})",
                     rows,
                 )
                 self._conn.execute("COMMIT")
@@ -145,6 +160,38 @@ class SQLiteStore:
                 f"SELECT COUNT(*) FROM audit_records {where}", params
             ).fetchone()
         return int(total)
+
+    def apply_retention(
+        self, policy: RetentionPolicy, *, now: datetime | None = None
+    ) -> RetentionResult:
+        """Delete what ``policy`` no longer keeps, in one transaction."""
+        removed = 0
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                for cutoff, only, excluded in policy.groups(now or utcnow()):
+                    edge = format_timestamp(cutoff)
+                    sql = "DELETE FROM audit_records WHERE timestamp < ?"
+                    params: list[str] = [edge]
+                    grants: list[tuple[str, str | None]] = [(edge, None)]
+                    if only is not None:
+                        sql += f" AND tenant IN ({_marks(len(only))})"
+                        params += only
+                        grants = [(edge, tenant) for tenant in only]
+                    if excluded:
+                        sql += f" AND (tenant IS NULL OR tenant NOT IN ({_marks(len(excluded))}))"
+                        params += excluded
+                    self._conn.executemany(
+                        "INSERT INTO audit_retention_grant (cutoff, tenant) VALUES (?, ?)", grants
+                    )
+                    removed += self._conn.execute(sql, params).rowcount
+                    self._conn.execute("DELETE FROM audit_retention_grant")
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise StoreError(f"retention on {self.path} failed: {exc}") from exc
+        return RetentionResult(removed_records=removed)
 
     def close(self) -> None:
         with self._lock:
