@@ -17,7 +17,14 @@ import pytest
 
 from auditwire import AuditLog
 from auditwire.stores.elasticsearch import ElasticsearchStore
-from tests.support.engine import Engine, EngineError
+from tests.support.engine import (
+    ELASTICSEARCH,
+    OPENSEARCH,
+    Distribution,
+    Engine,
+    EngineError,
+    server_version,
+)
 
 _engine_info: dict[str, str] = {}
 
@@ -26,32 +33,28 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
-@pytest.fixture(scope="session")
-def es_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The URL of the session's Elasticsearch, started on first use."""
+def _running_engine(request: pytest.FixtureRequest, dist: Distribution, env: str) -> Iterator[str]:
+    """The URL of ``$env`` or of an engine of ``dist`` started for the session."""
     reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    url = os.environ.get("AUDITWIRE_ES_URL")
+    url = os.environ.get(env)
     engine: Engine | None = None
     try:
         if not url:
-            engine = Engine()
+            engine = Engine(dist)
             url = engine.start()
-        from elasticsearch import Elasticsearch
-
-        with Elasticsearch(url) as client:
-            version = ElasticsearchStore(client).server_version()
+        version = server_version(url)
     except (EngineError, OSError, ImportError) as exc:
         if engine is not None:
             engine.stop()
-        message = f"no Elasticsearch for integration tests: {exc}"
+        message = f"no {dist.name} for integration tests: {exc}"
         if _in_ci():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    _engine_info.update(version=version, url=url)
+    _engine_info[dist.name] = version
     capture = request.config.pluginmanager.getplugin("capturemanager")
     if reporter is not None and capture is not None:
         with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\nElasticsearch {version} at {url}")
+            reporter.write_line(f"\n{dist.name} {version} at {url}")
     try:
         yield url
     finally:
@@ -59,11 +62,21 @@ def es_url(request: pytest.FixtureRequest) -> Iterator[str]:
             engine.stop()
 
 
+@pytest.fixture(scope="session")
+def es_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of the session's Elasticsearch, started on first use."""
+    yield from _running_engine(request, ELASTICSEARCH, "AUDITWIRE_ES_URL")
+
+
+@pytest.fixture(scope="session")
+def opensearch_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of the session's OpenSearch, started on first use."""
+    yield from _running_engine(request, OPENSEARCH, "AUDITWIRE_OPENSEARCH_URL")
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _engine_info:
-        terminalreporter.write_line(
-            f"integration tests ran against Elasticsearch {_engine_info['version']}"
-        )
+    for name, version in _engine_info.items():
+        terminalreporter.write_line(f"integration tests ran against {name} {version}")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -116,5 +129,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that uses the engine is an integration test (``-m 'not integration'`` skips
     them all on a machine without Java)."""
     for item in items:
-        if "es_url" in getattr(item, "fixturenames", ()):
+        if {"es_url", "opensearch_url"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)

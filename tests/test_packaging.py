@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OPTIONAL = [
     "elasticsearch",
     "elastic_transport",
+    "opensearchpy",
     "orjson",
     "pythonjsonlogger",
     "structlog",
@@ -67,9 +68,15 @@ def test_a_missing_extra_fails_at_construction_with_an_install_hint() -> None:
     done = run_without_optional_dependencies(
         """
         from auditwire import MissingDependencyError
-        from auditwire.stores.elasticsearch import ElasticsearchStore
+        from auditwire.otel import OpenTelemetryLogSink
+        from auditwire.stores.elasticsearch import ElasticsearchStore, OpenSearchStore
         from auditwire.stores.jsonl import JsonLinesSink
-        for build in (lambda: ElasticsearchStore("http://127.0.0.1:9"), JsonLinesSink):
+        for build in (
+            lambda: ElasticsearchStore("http://127.0.0.1:9"),
+            lambda: OpenSearchStore("http://127.0.0.1:9"),
+            JsonLinesSink,
+            OpenTelemetryLogSink,
+        ):
             try:
                 build()
             except MissingDependencyError as exc:
@@ -79,7 +86,9 @@ def test_a_missing_extra_fails_at_construction_with_an_install_hint() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "ElasticsearchStore needs an optional dependency: pip install 'auditwire[elasticsearch]'",
+        "OpenSearchStore needs an optional dependency: pip install 'auditwire[opensearch]'",
         "JSON-lines output needs an optional dependency: pip install 'auditwire[jsonlogger]'",
+        "OpenTelemetryLogSink needs an optional dependency: pip install 'auditwire[otel]'",
     ]
 
 

@@ -25,7 +25,11 @@ _FORMATS = {"day": "%Y.%m.%d", "month": "%Y.%m", "year": "%Y"}
 
 #: Field types that need an Elasticsearch module a minimal distribution may lack, and the core
 #: type that replaces each one there. Queries behave the same on both.
-TYPE_FALLBACKS = {"match_only_text": "text", "wildcard": "keyword"}
+#: Core types standing in for those a cluster lacks: minimal Elasticsearch distributions lack
+#: the modules of the first two; OpenSearch calls its flattened type ``flat_object``.
+TYPE_FALLBACKS = {"match_only_text": "text", "wildcard": "keyword", "flattened": "flat_object"}
+#: Fallbacks that take no parameters of the type they replace.
+_BARE_FALLBACKS = frozenset({"flat_object"})
 
 _K = {"type": "keyword", "ignore_above": 1024}
 
@@ -97,7 +101,8 @@ def substitute_types(mapping: Any, unsupported: set[str]) -> Any:
     if isinstance(mapping, dict):
         out = {key: substitute_types(value, unsupported) for key, value in mapping.items()}
         if isinstance(out.get("type"), str) and out["type"] in unsupported:
-            out["type"] = TYPE_FALLBACKS[out["type"]]
+            fallback = TYPE_FALLBACKS[out["type"]]
+            return {"type": fallback} if fallback in _BARE_FALLBACKS else {**out, "type": fallback}
         return out
     return mapping
 

@@ -1,12 +1,13 @@
-"""A real single-node Elasticsearch for the test suite.
+"""A real single-node Elasticsearch (or OpenSearch) for the test suite.
 
-Fetches Elastic's test distribution (``org.elasticsearch.distribution.integ-test-zip``) with
-Maven into the user's cache, unpacks it into a temporary directory, and runs it on a free
-loopback port with security off, a 512 MB heap and a throw-away data path. Elasticsearch refuses
-to run as root, so as root it runs as an unprivileged system user created for the purpose.
+Fetches the projects' test distributions (``org.elasticsearch.distribution.integ-test-zip``,
+``org.opensearch.distribution.integ-test-zip``) with Maven into the user's cache, unpacks one
+into a temporary directory, and runs it on a free loopback port with security off, a 512 MB heap
+and a throw-away data path. Both refuse to run as root, so as root they run as an unprivileged
+system user created for the purpose.
 
-Run as a script to try it by hand: ``python -m tests.support.engine`` starts an engine, prints
-its URL and stops it on Ctrl-C.
+Run as a script to try it by hand: ``python -m tests.support.engine [opensearch]`` starts an
+engine, prints its URL and stops it on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -27,9 +28,34 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: The pinned engine. 9.x needs Java 21 or newer.
+#: The pinned engines. Elasticsearch 9.x and OpenSearch 3.x need Java 21 or newer.
 ES_VERSION = os.environ.get("AUDITWIRE_TEST_ES_VERSION", "9.2.8")
-ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
+OPENSEARCH_VERSION = os.environ.get("AUDITWIRE_TEST_OPENSEARCH_VERSION", "3.3.2")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    name: str  # also the start script's and the unpacked directory's name
+    group: str
+    version: str
+    env_prefix: str  # ES_JAVA_HOME / OPENSEARCH_JAVA_HOME...
+    settings: tuple[str, ...] = ()
+
+    @property
+    def artifact(self) -> str:
+        return f"{self.group}:{self.name}:{self.version}:zip"
+
+
+ELASTICSEARCH = Distribution(
+    "elasticsearch",
+    "org.elasticsearch.distribution.integ-test-zip",
+    ES_VERSION,
+    "ES",
+    ("xpack.security.enabled=false",),
+)
+OPENSEARCH = Distribution(
+    "opensearch", "org.opensearch.distribution.integ-test-zip", OPENSEARCH_VERSION, "OPENSEARCH"
+)
 ENGINE_USER = "auditwire-es"
 START_TIMEOUT = 180.0
 
@@ -38,32 +64,32 @@ class EngineError(RuntimeError):
     """The engine could not be fetched or started; the message says why."""
 
 
-def cache_dir() -> Path:
+def cache_dir(name: str = "elasticsearch") -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "auditwire" / "elasticsearch"
+    return Path(base) / "auditwire" / name
 
 
-def fetch(version: str = ES_VERSION) -> Path:
+def fetch(dist: Distribution = ELASTICSEARCH) -> Path:
     """The distribution zip, downloaded with Maven on first use and cached afterwards."""
-    target = cache_dir() / f"elasticsearch-{version}.zip"
+    target = cache_dir(dist.name) / f"{dist.name}-{dist.version}.zip"
     if target.is_file() and zipfile.is_zipfile(target):
         return target
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise EngineError("Maven (mvn) is needed to fetch the Elasticsearch test distribution")
+        raise EngineError(f"Maven (mvn) is needed to fetch the {dist.name} test distribution")
     target.parent.mkdir(parents=True, exist_ok=True)
     command = [
         mvn,
         "-q",
         "-B",
         "dependency:copy",
-        f"-Dartifact={ARTIFACT.format(version=version)}",
+        f"-Dartifact={dist.artifact}",
         f"-DoutputDirectory={target.parent}",
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not target.is_file():
         raise EngineError(
-            f"could not fetch Elasticsearch {version} with Maven:\n{done.stdout[-2000:]}"
+            f"could not fetch {dist.name} {dist.version} with Maven:\n{done.stdout[-2000:]}"
         )
     return target
 
@@ -122,23 +148,31 @@ def _get_json(url: str, timeout: float = 2.0) -> dict[str, object]:
         return data
 
 
+def server_version(url: str) -> str:
+    """The version of the node at ``url`` (``GET /`` is missing from minimal builds)."""
+    nodes = _get_json(f"{url}/_nodes/_local?filter_path=nodes.*.version")
+    node = next(iter(nodes["nodes"].values()))  # type: ignore[attr-defined]
+    return str(node["version"])
+
+
 @dataclass
 class Engine:
     """One running node; :meth:`start` returns once the cluster answers."""
 
-    version: str = ES_VERSION
+    dist: Distribution = ELASTICSEARCH
     heap: str = "512m"
     url: str = ""
     workdir: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> str:
-        archive = fetch(self.version)
-        java = find_java(21 if int(self.version.split(".")[0]) >= 9 else 17)
+        archive = fetch(self.dist)
+        major = int(self.dist.version.split(".")[0])
+        java = find_java(21 if major >= (9 if self.dist is ELASTICSEARCH else 3) else 17)
         self.workdir = Path(tempfile.mkdtemp(prefix="auditwire-es-"))
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(self.workdir)
-        home = self.workdir / f"elasticsearch-{self.version}"
+        home = self.workdir / f"{self.dist.name}-{self.dist.version}"
         for script in (home / "bin").iterdir():
             script.chmod(0o755)
         data, logs = self.workdir / "data", self.workdir / "logs"
@@ -147,11 +181,11 @@ class Engine:
         port, transport = _free_port(), _free_port()
         command = [
             "env",
-            f"ES_JAVA_HOME={java}",
-            f"ES_JAVA_OPTS=-Xms{self.heap} -Xmx{self.heap}",
-            str(home / "bin" / "elasticsearch"),
+            f"{self.dist.env_prefix}_JAVA_HOME={java}",
+            f"{self.dist.env_prefix}_JAVA_OPTS=-Xms{self.heap} -Xmx{self.heap}",
+            str(home / "bin" / self.dist.name),
+            *(arg for setting in self.dist.settings for arg in ("-E", setting)),
             "-E", "discovery.type=single-node",
-            "-E", "xpack.security.enabled=false",
             "-E", "network.host=127.0.0.1",
             "-E", f"http.port={port}",
             "-E", f"transport.port={transport}",
@@ -180,7 +214,7 @@ class Engine:
             if self.process.poll() is not None:
                 tail = (self.workdir / "console.log").read_text(errors="replace")[-3000:]
                 self.stop()
-                raise EngineError(f"Elasticsearch exited during start-up:\n{tail}")
+                raise EngineError(f"{self.dist.name} exited during start-up:\n{tail}")
             try:
                 status = _get_json(health, timeout=5)
                 if status.get("status") in ("green", "yellow"):
@@ -189,12 +223,10 @@ class Engine:
                 pass
             time.sleep(0.5)
         self.stop()
-        raise EngineError(f"Elasticsearch did not answer within {START_TIMEOUT:.0f}s")
+        raise EngineError(f"{self.dist.name} did not answer within {START_TIMEOUT:.0f}s")
 
     def server_version(self) -> str:
-        nodes = _get_json(f"{self.url}/_nodes/_local?filter_path=nodes.*.version")
-        node = next(iter(nodes["nodes"].values()))  # type: ignore[attr-defined]
-        return str(node["version"])
+        return server_version(self.url)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -213,10 +245,12 @@ class Engine:
 
 
 if __name__ == "__main__":
-    engine = Engine()
-    print("starting Elasticsearch", engine.version, "...", flush=True)
+    import sys
+
+    engine = Engine(OPENSEARCH if sys.argv[1:] == ["opensearch"] else ELASTICSEARCH)
+    print("starting", engine.dist.name, engine.dist.version, "...", flush=True)
     url = engine.start()
-    print(f"Elasticsearch {engine.server_version()} at {url} (Ctrl-C stops it)", flush=True)
+    print(f"{engine.dist.name} {engine.server_version()} at {url} (Ctrl-C stops it)", flush=True)
     try:
         signal.pause()
     except KeyboardInterrupt:

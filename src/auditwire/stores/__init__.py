@@ -23,6 +23,7 @@ def open_store(url: str, *, catalog: EventCatalog | None = None) -> Sink:
 
     - ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:``
     - ``http://host:9200`` or ``https://...`` — Elasticsearch
+    - ``opensearch+http://host:9200`` or ``opensearch+https://...`` — OpenSearch
     - ``jsonl:///path/to/file.jsonl`` or ``jsonl:-`` (stdout) — JSON lines, write-only
     """
     if url.startswith("sqlite:///"):
@@ -31,12 +32,17 @@ def open_store(url: str, *, catalog: EventCatalog | None = None) -> Sink:
         from auditwire.stores.elasticsearch import ElasticsearchStore
 
         return ElasticsearchStore(url, catalog=catalog)
+    if url.startswith(("opensearch+http://", "opensearch+https://")):
+        from auditwire.stores.elasticsearch import OpenSearchStore
+
+        return OpenSearchStore(url[len("opensearch+") :], catalog=catalog)
     if url == "jsonl:-" or url.startswith("jsonl:///"):
         from auditwire.stores.jsonl import JsonLinesSink
 
         return JsonLinesSink("-" if url == "jsonl:-" else Path(url[len("jsonl:///") :]))
     raise ValueError(
-        f"unsupported store URL {url!r}: use sqlite:///path, http(s)://host:port or jsonl:///path"
+        f"unsupported store URL {url!r}: use sqlite:///path, http(s)://host:port, "
+        "opensearch+http(s)://host:port or jsonl:///path"
     )
 
 

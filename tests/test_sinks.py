@@ -1,0 +1,91 @@
+"""The OpenTelemetry logs sink over the real SDK, and fan-out to several sinks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+from auditwire import AuditLog, AuditQuery, AuditRecord, SQLiteStore
+from auditwire.delivery import Delivery
+from auditwire.errors import StoreError
+from auditwire.fanout import FanOut
+from auditwire.otel import OpenTelemetryLogSink
+from auditwire.stores.elasticsearch import ElasticsearchStore
+from tests.records import full_record
+
+
+def otel_pipeline() -> tuple[LoggerProvider, InMemoryLogRecordExporter]:
+    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    return provider, exporter
+
+
+def test_records_become_log_records_with_their_trace_and_ecs_attributes() -> None:
+    provider, exporter = otel_pipeline()
+    sink = OpenTelemetryLogSink(provider)
+    record = full_record()
+    failed = full_record(outcome="failure", trace=None)
+    sink.write([record, failed])
+    assert sink.flush(5)
+    first, second = (data.log_record for data in exporter.get_finished_logs())
+    assert first.body == record.message
+    assert first.event_name == "user_created"
+    assert first.timestamp == int(record.timestamp.timestamp()) * 10**9
+    assert record.trace is not None and record.trace.span_id is not None
+    assert first.trace_id == int(record.trace.trace_id, 16)
+    assert first.span_id == int(record.trace.span_id, 16)
+    attributes = dict(first.attributes or {})
+    assert attributes["event.action"] == "user_created"
+    assert attributes["user.id"] == "123"
+    assert attributes["source.ip"] == "203.0.113.45"
+    assert attributes["organization.id"] == "acme-corp"
+    assert json.loads(str(attributes["auditwire.metadata"])) == record.metadata
+    assert all(not isinstance(v, dict) for v in attributes.values())
+    assert str(first.severity_text) == "INFO" and str(second.severity_text) == "WARN"
+    assert second.trace_id in (None, 0)
+    provider.shutdown()
+
+
+class Refusing:
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        raise OSError("disk full")
+
+    def close(self) -> None:
+        pass
+
+
+def test_fan_out_writes_everywhere_and_names_the_sink_that_refused(tmp_path: Path) -> None:
+    provider, exporter = otel_pipeline()
+    sqlite = SQLiteStore(tmp_path / "a.db")
+    fan = FanOut([sqlite, Refusing(), OpenTelemetryLogSink(provider)])
+    record = full_record()
+    with pytest.raises(StoreError, match=r"1 of 3 sinks refused 1 record\(s\): .*disk full"):
+        fan.write([record])
+    assert sqlite.get(record.id) == record  # the others took it
+    assert len(exporter.get_finished_logs()) == 1
+    assert fan.primary is sqlite
+    fan.close()
+    provider.shutdown()
+
+
+def test_fan_out_spools_each_remote_store_on_its_own(
+    es_store: ElasticsearchStore, tmp_path: Path
+) -> None:
+    sqlite = SQLiteStore(tmp_path / "local.db")
+    log = AuditLog(FanOut([es_store, sqlite], spool=tmp_path / "spool"))
+    assert log.store is es_store  # reads from the first readable sink
+    (delivery,) = log.sink.deliveries()  # type: ignore[attr-defined]
+    assert isinstance(delivery, Delivery)
+    records = [log.record("login", actor={"type": "user", "id": f"u{n}"}) for n in range(50)]
+    assert log.flush(timeout=30)
+    assert log.stats().delivered == 50
+    expected = sorted(r.id for r in records)
+    assert sorted(r.id for r in es_store.search(AuditQuery(limit=100))) == expected
+    assert sorted(r.id for r in sqlite.search(AuditQuery(limit=100))) == expected
+    log.close()
