@@ -95,6 +95,11 @@ class AuditMiddleware:
 
     def _lifespan_send(self, send: Send) -> Send:
         async def lifespan_send(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                from auditwire.aio import AsyncDelivery
+
+                if isinstance(self.audit_log.sink, AsyncDelivery):
+                    await self.audit_log.sink.start()  # delivery runs as a task on this loop
             if message["type"] == "lifespan.shutdown.complete":
                 # Off the event loop: flushing waits on the writer thread.
                 await asyncio.get_running_loop().run_in_executor(None, self.audit_log.flush, 10.0)

@@ -27,7 +27,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -105,6 +105,34 @@ def retryable_status(status: int) -> bool:
 def delivered_status(status: int) -> bool:
     """2xx, or 409: the store has a record with this id already (an earlier try got through)."""
     return 200 <= status < 300 or status == 409
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A plan's step: send these payloads; the answer is the results or the exception."""
+
+    payloads: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A plan's step: wait until records arrive (or, ``hurry``, a flush asks to hurry)."""
+
+    seconds: float
+    hurry: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """A plan's step: back off; the answer says whether the pipeline is stopping."""
+
+    seconds: float
+
+
+Step = Send | Wait | Sleep
+Plan = Generator[Step, object, object]
+"""What the worker does, as steps for a driver: a thread (:class:`Delivery`) or a task on an
+event loop (:class:`auditwire.aio.AsyncDelivery`) share every decision this way."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +231,9 @@ class Delivery:
         self._outage_since: float | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._next_scan = time.monotonic() + RESCAN_EVERY
+        self._next_stats = time.monotonic() + STATS_EVERY
+        self._logged: DeliveryStats | None = None
 
     def __repr__(self) -> str:
         return f"Delivery({self.destination!r}, {self.spool!r})"
@@ -235,6 +266,12 @@ class Delivery:
         self.spool.append(payloads)
         with self._lock:
             self._accepted += len(payloads)
+        self._poke()
+
+    def _poke(self, *, hurry: bool = False) -> None:
+        """Wake the worker: records arrived (or, ``hurry``, a flush waits)."""
+        if hurry:
+            self._hurry.set()
         self._wake.set()
 
     def flush(self, timeout: float | None = None, *, during_outage: bool = True) -> bool:
@@ -246,14 +283,13 @@ class Delivery:
         journal = self.spool.current()
         target = journal.end if journal is not None else None
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._hurry.set()
-        self._wake.set()
+        self._poke(hurry=True)
         try:
             with self._progress:
                 while self._orphans or (
                     journal is not None and target is not None and journal.acked < target
                 ):
-                    if not self._thread.is_alive():
+                    if not self._worker_alive():
                         return False
                     if not during_outage and self._outage_since is not None:
                         return False
@@ -272,19 +308,26 @@ class Delivery:
         if self._closed:
             return
         if self._pid == os.getpid():
-            if not self.flush(timeout, during_outage=False):
-                journal = self.spool.current()
-                left = journal.pending_bytes() if journal is not None else 0
-                logger.warning(
-                    "auditwire: closing with %d undelivered byte(s) in the spool %s; the next "
-                    "process started on it delivers them (%s)",
-                    left,
-                    self.spool.directory,
-                    self._failures.last_error or "no error recorded",
-                )
+            self._last_flush(timeout)
             self._stopping.set()
             self._wake.set()
             self._thread.join(timeout=5.0)
+        self._release()
+
+    def _last_flush(self, timeout: float | None) -> None:
+        if self.flush(timeout, during_outage=False):
+            return
+        journal = self.spool.current()
+        logger.warning(
+            "auditwire: closing with %d undelivered byte(s) in the spool %s; the next process "
+            "started on it delivers them (%s)",
+            journal.pending_bytes() if journal is not None else 0,
+            self.spool.directory,
+            self._failures.last_error or "no error recorded",
+        )
+
+    def _release(self) -> None:
+        if self._pid == os.getpid():
             self.spool.close()
             for orphan in self._orphans:
                 orphan.close()
@@ -312,23 +355,46 @@ class Delivery:
 
     # -- the worker -------------------------------------------------------------------------
 
+    def _worker_alive(self) -> bool:
+        return self._thread.is_alive()
+
     def _run(self) -> None:
-        next_scan = time.monotonic() + RESCAN_EVERY
-        next_stats = time.monotonic() + STATS_EVERY
-        logged: DeliveryStats | None = None
+        """The worker thread: runs the delivery plan, doing its waits and sends itself."""
         while not self._stopping.is_set():
             try:
-                now = time.monotonic()
-                if now >= next_scan:
-                    self._adopt_orphans()
-                    next_scan = now + RESCAN_EVERY
-                if now >= next_stats:
-                    logged = self._log_stats(logged)
-                    next_stats = now + STATS_EVERY
-                self._step()
+                self._housekeep()
+                self._drive(self._step())
             except Exception as exc:  # the worker must outlive any bug; the spool keeps the data
                 self._failures.note(f"the delivery worker hit an unexpected error: {exc!r}")
                 self._stopping.wait(1.0)
+
+    def _housekeep(self) -> None:
+        """Look for journals of dead processes, and log the figures, now and then."""
+        now = time.monotonic()
+        if now >= self._next_scan:
+            self._adopt_orphans()
+            self._next_scan = now + RESCAN_EVERY
+        if now >= self._next_stats:
+            self._logged = self._log_stats(self._logged)
+            self._next_stats = now + STATS_EVERY
+
+    def _drive(self, plan: Plan) -> object:
+        """Carry out a plan's waits and sends on this thread."""
+        answer: object = None
+        while True:
+            try:
+                step = plan.send(answer)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, Send):
+                try:
+                    answer = self.destination.send(step.payloads)
+                except Exception as exc:
+                    answer = exc
+            elif isinstance(step, Wait):
+                answer = (self._hurry if step.hurry else self._wake).wait(step.seconds)
+            else:
+                answer = self._stopping.wait(step.seconds)
 
     def _adopt_orphans(self) -> None:
         found = self.spool.orphans()
@@ -346,12 +412,13 @@ class Delivery:
             with self._progress:
                 self._orphans.extend(fresh)
 
-    def _step(self) -> None:
-        """Deliver one batch, or wait for records to arrive."""
+    def _step(self) -> Generator[Step, object, None]:
+        """Deliver one batch, or wait for records to arrive. A plan: it yields what to wait
+        for and what to send, and a driver (a thread, or a task on an event loop) does it."""
         self._wake.clear()
         journal = self._orphans[0] if self._orphans else self.spool.current()
         if journal is None:
-            self._wake.wait(1.0)
+            yield Wait(1.0)
             return
         own = not self._orphans
         entries = journal.read(journal.acked, self.batch_size, self.batch_bytes)
@@ -365,15 +432,15 @@ class Delivery:
                     self._progress.notify_all()
             else:
                 journal.sync(if_due=True)
-                self._wake.wait(1.0)
+                yield Wait(1.0)
             return
         self._oldest_pending_ms = entries[0].appended_ms
         if own and len(entries) < self.batch_size and not self._hurry.is_set():
             waited = time.time() - entries[0].appended_ms / 1000
             if waited < self.linger:
-                self._hurry.wait(self.linger - waited)  # let the batch fill up
+                yield Wait(self.linger - waited, hurry=True)  # let the batch fill up
                 return
-        if self._deliver(entries):
+        if (yield from self._deliver(entries)):
             journal.ack(entries[-1].end)
             with self._progress:
                 self._last_delivery = time.time()
@@ -386,34 +453,24 @@ class Delivery:
                 )
                 self._outage_since = None
 
-    def _deliver(self, entries: Sequence[Entry]) -> bool:
+    def _deliver(self, entries: Sequence[Entry]) -> Generator[Step, object, bool]:
         """Deliver or dead-letter every entry; ``False`` if stopped before that."""
         pending = list(entries)
         attempt = 0
         while pending:
             if self._stopping.is_set():
                 return False
-            try:
-                results = self.destination.send([e.payload for e in pending])
-                if len(results) != len(pending):
-                    raise SendError(
-                        f"the store answered {len(results)} results for {len(pending)} entries"
-                    )
-            except SendError as exc:
-                if not exc.retryable:
-                    if len(pending) == 1:
-                        self._dead_letter(pending[0].payload, exc.status, str(exc))
-                        return True
-                    half = len(pending) // 2
-                    if not self._deliver(pending[:half]):
-                        return False
-                    pending = pending[half:]
-                    continue
-                results = [ItemResult(exc.status or 503, str(exc))] * len(pending)
-                self._note_outage(f"sending {len(pending)} record(s) failed: {exc}")
-            except Exception as exc:  # a client bug or an unforeseen error: keep the data, retry
-                results = [ItemResult(503, repr(exc))] * len(pending)
-                self._note_outage(f"sending {len(pending)} record(s) failed: {exc!r}")
+            answer = yield Send([e.payload for e in pending])
+            if isinstance(answer, SendError) and not answer.retryable:
+                if len(pending) == 1:
+                    self._dead_letter(pending[0].payload, answer.status, str(answer))
+                    return True
+                half = len(pending) // 2
+                if not (yield from self._deliver(pending[:half])):
+                    return False
+                pending = pending[half:]
+                continue
+            results = self._results(answer, len(pending))
             retry = []
             delivered = 0
             reason = None
@@ -435,10 +492,24 @@ class Delivery:
                 )
             pending = retry
             if pending:
-                if self._stopping.wait(self.backoff.delay(attempt)):
+                if (yield Sleep(self.backoff.delay(attempt))):
                     return False
                 attempt += 1
         return True
+
+    def _results(self, answer: object, count: int) -> Sequence[ItemResult]:
+        """The per-entry results of a send; a failed send (the store away, busy, or a bug in
+        a client) fails every entry for now, so all are kept and retried."""
+        if isinstance(answer, BaseException):
+            self._note_outage(f"sending {count} record(s) failed: {answer}")
+            status = answer.status if isinstance(answer, SendError) else None
+            return [ItemResult(status or 503, str(answer) or repr(answer))] * count
+        results = answer if isinstance(answer, Sequence) else ()
+        if len(results) != count:
+            message = f"the store answered {len(results)} results for {count} entries"
+            self._note_outage(message)
+            return [ItemResult(503, message)] * count
+        return results
 
     def _note_outage(self, message: str) -> None:
         if self._outage_since is None:

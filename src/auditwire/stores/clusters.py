@@ -50,7 +50,21 @@ class ClusterApi(Protocol):
     def close(self) -> None: ...
 
 
-def _results(body: dict[str, Any]) -> list[ItemResult]:
+def elasticsearch_send_error(exc: Exception) -> SendError:
+    """What an ``elasticsearch`` (sync or async) client raised, as the pipeline sees it."""
+    from elasticsearch import ApiError
+
+    if isinstance(exc, ApiError):
+        status = exc.meta.status
+        return SendError(
+            f"Elasticsearch answered {status} to a bulk request: {exc.message}",
+            status=status,
+            retryable=status not in REQUEST_REFUSED,
+        )
+    return SendError(f"Elasticsearch is unreachable: {getattr(exc, 'message', exc)}")
+
+
+def bulk_results(body: dict[str, Any]) -> list[ItemResult]:
     results = []
     for item in body.get("items", ()):
         answer = next(iter(item.values()))
@@ -98,16 +112,9 @@ class ElasticsearchApi:
 
         try:
             answer = self._sender.bulk(operations=payload, refresh=refresh, filter_path=BULK_FILTER)
-        except ApiError as exc:
-            status = exc.meta.status
-            raise SendError(
-                f"Elasticsearch answered {status} to a bulk request: {exc.message}",
-                status=status,
-                retryable=status not in REQUEST_REFUSED,
-            ) from exc
-        except TransportError as exc:
-            raise SendError(f"Elasticsearch is unreachable: {exc.message}") from exc
-        return _results(answer.body)
+        except (ApiError, TransportError) as exc:
+            raise elasticsearch_send_error(exc) from exc
+        return bulk_results(answer.body)
 
     def bulk_delete(self, hits: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         return _delete_errors(self.client.bulk(operations=_delete_actions(hits), refresh=True).body)
@@ -198,7 +205,7 @@ class OpenSearchApi:
                 status=status,
                 retryable=status not in REQUEST_REFUSED,
             ) from exc
-        return _results(answer)
+        return bulk_results(answer)
 
     def bulk_delete(self, hits: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         return _delete_errors(
