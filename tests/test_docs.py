@@ -24,7 +24,10 @@ def test_readme_examples_run(block: str, tmp_path: Path, monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize("block", ES_BLOCKS, ids=lambda b: b.splitlines()[0][:40])
-def test_readme_elasticsearch_examples_run(block: str, es_url: str) -> None:
+def test_readme_elasticsearch_examples_run(
+    block: str, es_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     try:
         exec(compile(block.replace("http://localhost:9200", es_url), "README.md", "exec"), {})
     finally:

@@ -12,7 +12,7 @@ from opensearchpy import OpenSearch
 from auditwire import Actor, AuditLog, AuditQuery, SQLiteStore
 from auditwire.delivery import Delivery
 from auditwire.retention import RetentionPolicy
-from auditwire.stores.elasticsearch import OpenSearchStore
+from auditwire.stores.elasticsearch import ElasticsearchStore, OpenSearchStore
 from tests.records import T0, full_record
 from tests.test_retention import NOW, POLICY, scenario
 
@@ -90,3 +90,22 @@ def test_retention_on_opensearch_keeps_what_sqlite_keeps(os_store: OpenSearchSto
         os_store.apply_retention(RetentionPolicy(timedelta(days=3650)), now=NOW).removed_records
         == 0
     )
+
+
+def raw_probe(url: str) -> bool:
+    """Whether ``GET /_data_stream/<missing>`` reaches a handler, asked without any client."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/_data_stream/auditwire-probe-missing", timeout=10):
+            return True
+    except urllib.error.HTTPError as exc:
+        return exc.code == 404 and b"no handler found" not in exc.read()
+
+
+def test_data_stream_support_is_detected_not_assumed(
+    es_url: str, es_store: ElasticsearchStore, opensearch_url: str, os_store: OpenSearchStore
+) -> None:
+    assert es_store.setup().data_streams is raw_probe(es_url)
+    assert os_store.setup().data_streams is raw_probe(opensearch_url)

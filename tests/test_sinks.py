@@ -89,3 +89,34 @@ def test_fan_out_spools_each_remote_store_on_its_own(
     assert sorted(r.id for r in es_store.search(AuditQuery(limit=100))) == expected
     assert sorted(r.id for r in sqlite.search(AuditQuery(limit=100))) == expected
     log.close()
+
+
+def test_pipeline_health_is_published_as_opentelemetry_metrics(
+    es_store: ElasticsearchStore, tmp_path: Path
+) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from auditwire.otel import COUNTERS, GAUGES, instrument_metrics
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    log = AuditLog(es_store, spool=tmp_path)
+    instrument_metrics(log, provider)
+    for n in range(30):
+        log.record("login", actor={"type": "user", "id": f"u{n}"})
+    assert log.flush(timeout=30)
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = {
+        metric.name: getattr(metric.data.data_points[0], "value", None)
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    assert set(points) == set(COUNTERS) | set(GAUGES)
+    assert points["auditwire.records.accepted"] == 30
+    assert points["auditwire.records.delivered"] == 30
+    assert points["auditwire.spool.size"] == 0
+    log.close()
+    provider.shutdown()

@@ -76,6 +76,11 @@ def _setup(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"installed index template {result.template!r}; read pattern {result.read_pattern}\n")
     for original, fallback in result.substituted_types.items():
         out.write(f"note: this cluster has no {original!r} field type; mapped as {fallback!r}\n")
+    if result.data_streams:
+        out.write(
+            "note: this cluster offers data streams; records still go to monthly indices named "
+            "by their own time, which keep retried writes from storing a second copy\n"
+        )
     return 0
 
 

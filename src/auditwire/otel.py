@@ -21,8 +21,10 @@ from auditwire.ecs import to_ecs
 from auditwire.errors import MissingDependencyError
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
     from opentelemetry.sdk._logs import LoggerProvider
 
+    from auditwire.audit_log import AuditLog, AuditStats
     from auditwire.record import AuditRecord
 
 SCOPE = "auditwire"
@@ -111,3 +113,46 @@ class OpenTelemetryLogSink:
 
     def close(self) -> None:
         self.flush(5.0)
+
+
+#: Counters (monotonic) and gauges published by :func:`instrument_metrics`:
+#: name -> (AuditStats field, unit, description).
+COUNTERS = {
+    "auditwire.records.accepted": ("accepted", "{record}", "Records appended to the spool"),
+    "auditwire.records.delivered": ("delivered", "{record}", "Records the store has"),
+    "auditwire.records.retried": ("retried", "{record}", "Records sent again after a failure"),
+    "auditwire.records.dead_lettered": ("dead_lettered", "{record}", "Records refused for good"),
+    "auditwire.records.dropped": ("dropped", "{record}", "Records dropped by overflow='drop'"),
+}
+GAUGES = {
+    "auditwire.queue.size": ("queued", "{record}", "Captured requests not yet built"),
+    "auditwire.spool.size": ("spooled_bytes", "By", "Undelivered data in the spool"),
+    "auditwire.delivery.lag": ("lag_seconds", "s", "Age of the oldest undelivered record"),
+}
+
+
+def instrument_metrics(log: AuditLog, meter_provider: MeterProvider | None = None) -> None:
+    """Publish ``log.stats()`` as OpenTelemetry metrics (observed at each collection, so they
+    cost nothing between exports), through ``meter_provider`` or the global one."""
+    try:
+        from opentelemetry import metrics
+        from opentelemetry.metrics import Observation
+    except ImportError:
+        raise MissingDependencyError("instrument_metrics", "otel") from None
+    meter = (meter_provider or metrics.get_meter_provider()).get_meter(SCOPE)
+
+    def observe(field: str) -> Any:
+        def callback(options: CallbackOptions) -> list[Observation]:
+            stats: AuditStats = log.stats()
+            return [Observation(getattr(stats, field))]
+
+        return callback
+
+    for name, (field, unit, description) in COUNTERS.items():
+        meter.create_observable_counter(
+            name, callbacks=[observe(field)], unit=unit, description=description
+        )
+    for name, (field, unit, description) in GAUGES.items():
+        meter.create_observable_gauge(
+            name, callbacks=[observe(field)], unit=unit, description=description
+        )

@@ -45,6 +45,7 @@ class ClusterApi(Protocol):
     def delete_indices(self, names: Sequence[str]) -> None: ...
     def delete_by_query(self, index: str, query: dict[str, Any]) -> int: ...
     def refresh(self, pattern: str) -> None: ...
+    def has_data_streams(self, probe: str) -> bool: ...
     def version(self) -> str: ...
     def node_urls(self) -> list[str]: ...
     def close(self) -> None: ...
@@ -75,6 +76,12 @@ def bulk_results(body: dict[str, Any]) -> list[ItemResult]:
         blocked = error.get("type") == "cluster_block_exception" or None
         results.append(ItemResult(int(answer["status"]), reason, blocked))
     return results
+
+
+def _answered_by_handler(status: int, answer: str) -> bool:
+    """A probe of an API on a name that does not exist: a 404 from the API means the cluster
+    has it; "no handler found" (or 405) means its module is missing."""
+    return status == 404 and "no handler found" not in answer
 
 
 def _delete_errors(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -151,6 +158,15 @@ class ElasticsearchApi:
 
     def refresh(self, pattern: str) -> None:
         self.client.indices.refresh(index=pattern, **_SCOPE)
+
+    def has_data_streams(self, probe: str) -> bool:
+        from elasticsearch import ApiError
+
+        try:
+            self.client.indices.get_data_stream(name=probe)
+        except ApiError as exc:
+            return _answered_by_handler(exc.meta.status, str(exc))
+        return True
 
     def version(self) -> str:
         nodes = self.client.nodes.info(node_id="_local", filter_path="nodes.*.version")
@@ -246,6 +262,16 @@ class OpenSearchApi:
 
     def refresh(self, pattern: str) -> None:
         self.client.indices.refresh(index=pattern, params=_query_params(_SCOPE))
+
+    def has_data_streams(self, probe: str) -> bool:
+        from opensearchpy import TransportError
+
+        try:
+            self.client.indices.get_data_stream(name=probe)
+        except TransportError as exc:
+            status = exc.status_code if isinstance(exc.status_code, int) else 0
+            return _answered_by_handler(status, str(exc.info))
+        return True
 
     def version(self) -> str:
         nodes = self.client.nodes.info(node_id="_local", params={"filter_path": "nodes.*.version"})

@@ -57,6 +57,10 @@ class SetupResult:
     template: str
     read_pattern: str
     substituted_types: dict[str, str] = field(default_factory=dict)
+    #: Whether the cluster offers data streams. Records go to dated indices either way: a
+    #: data stream sends a ``create`` to its current write index, so a retry after a rollover
+    #: would store a second copy; an index named by the record's own time refuses it.
+    data_streams: bool = False
 
 
 class ElasticsearchStore:
@@ -127,6 +131,7 @@ class ElasticsearchStore:
                 template=self.prefix,
                 read_pattern=self.read_pattern,
                 substituted_types={t: TYPE_FALLBACKS[t] for t in sorted(unsupported)},
+                data_streams=self._api.has_data_streams(f"{self.prefix}-probe"),
             )
 
     @property
