@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from tests.support.engine import cluster  # noqa: E402
+
 from auditwire import AuditRecord  # noqa: E402
 from auditwire.delivery import Delivery  # noqa: E402
 from auditwire.ecs import to_ecs  # noqa: E402
@@ -128,6 +130,35 @@ delivery.close(timeout=0)
 """
 
 
+def compare(url: str, args: argparse.Namespace) -> None:
+    records = list(generate(args.records, seed=2))
+    spool = Path(tempfile.mkdtemp(prefix="auditwire-bench-spool-"))
+    rates: dict[str, list[float]] = {"streaming_bulk": [], "orjson": [], "auditwire": []}
+    warm = records[: min(len(records), 5_000)]  # the cluster's JIT warms up on both paths
+    run_streaming_bulk(url, warm, "bench-delivery-warm-a")
+    run_auditwire(url, warm, "bench-delivery-warm-b", spool)
+    for n in range(args.rounds):
+        order = list(rates) if n % 2 == 0 else list(reversed(rates))
+        for name in order:
+            prefix = f"bench-delivery-{name.replace('_', '-')}-{n}"
+            if name == "auditwire":
+                rates[name].append(run_auditwire(url, records, prefix, spool))
+            else:
+                rate = run_streaming_bulk(url, records, prefix, orjson=name == "orjson")
+                rates[name].append(rate)
+        print(f"round {n + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rates.items()))
+    base = statistics.median(rates["streaming_bulk"])
+    fast = statistics.median(rates["orjson"])
+    ours = statistics.median(rates["auditwire"])
+    print(
+        f"\n{args.records:,} records, {args.rounds} rounds, median records/s delivered:\n"
+        f"  helpers.streaming_bulk                     {base:10,.0f}\n"
+        f"  helpers.streaming_bulk, OrjsonSerializer   {fast:10,.0f}\n"
+        f"  auditwire Delivery (spooled)               {ours:10,.0f}"
+        f"   ({ours / base:.0%} of streaming_bulk, {ours / fast:.0%} of the orjson one)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
@@ -136,43 +167,8 @@ def main() -> None:
     parser.add_argument("--es-url")
     args = parser.parse_args()
 
-    engine = None
-    url = args.es_url
-    if url is None:
-        from tests.support.engine import Engine
-
-        engine = Engine(heap="1g")
-        url = engine.start()
-    try:
-        records = list(generate(args.records, seed=2))
-        spool = Path(tempfile.mkdtemp(prefix="auditwire-bench-spool-"))
-        rates: dict[str, list[float]] = {"streaming_bulk": [], "orjson": [], "auditwire": []}
-        warm = records[: min(len(records), 5_000)]  # the cluster's JIT warms up on both paths
-        run_streaming_bulk(url, warm, "bench-delivery-warm-a")
-        run_auditwire(url, warm, "bench-delivery-warm-b", spool)
-        for n in range(args.rounds):
-            order = list(rates) if n % 2 == 0 else list(reversed(rates))
-            for name in order:
-                prefix = f"bench-delivery-{name.replace('_', '-')}-{n}"
-                if name == "auditwire":
-                    rates[name].append(run_auditwire(url, records, prefix, spool))
-                else:
-                    rate = run_streaming_bulk(url, records, prefix, orjson=name == "orjson")
-                    rates[name].append(rate)
-            print(f"round {n + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rates.items()))
-        base = statistics.median(rates["streaming_bulk"])
-        fast = statistics.median(rates["orjson"])
-        ours = statistics.median(rates["auditwire"])
-        print(
-            f"\n{args.records:,} records, {args.rounds} rounds, median records/s delivered:\n"
-            f"  helpers.streaming_bulk                     {base:10,.0f}\n"
-            f"  helpers.streaming_bulk, OrjsonSerializer   {fast:10,.0f}\n"
-            f"  auditwire Delivery (spooled)               {ours:10,.0f}"
-            f"   ({ours / base:.0%} of streaming_bulk, {ours / fast:.0%} of the orjson one)"
-        )
-    finally:
-        if engine is not None:
-            engine.stop()
+    with cluster(args.es_url) as url:
+        compare(url, args)
 
     step = max(BATCH, args.down_records // 4 // BATCH * BATCH)
     code = DOWN.format(root=str(ROOT), src=str(ROOT / "src"), total=args.down_records, step=step)

@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.engine import cluster  # noqa: E402
+
 from auditwire import Actor, AuditQuery, AuditRecord, SQLiteStore, Target  # noqa: E402
 from auditwire.export import export  # noqa: E402
 from auditwire.query import Position  # noqa: E402
@@ -91,6 +93,62 @@ def percentiles(run: Callable[[], object], repeat: int) -> tuple[float, float]:
     return statistics.median(times), times[int(len(times) * 0.95) - 1]
 
 
+def measure(url: str, args: argparse.Namespace) -> None:
+    from elasticsearch import Elasticsearch
+
+    workdir = Path(tempfile.mkdtemp(prefix="auditwire-bench-"))
+    sqlite = SQLiteStore(workdir / "audit.db")
+    es = ElasticsearchStore(Elasticsearch(url, request_timeout=120), prefix="bench-query")
+    es.setup()
+    stores: dict[str, Store] = {"sqlite": sqlite, "elasticsearch": es}
+    print(f"loading {args.records:,} records into both stores ...", flush=True)
+    load(stores, args.records)
+    es.refresh_indices()
+    es.client.indices.forcemerge(index=es.read_pattern, max_num_segments=1)
+    es.refresh_indices()
+
+    day = T0 + timedelta(days=45)
+    queries = {
+        "first page, no filter (with total)": AuditQuery(limit=20),
+        "tenant + failed logins": AuditQuery(
+            tenant="tenant-3", actions=("login_failed",), outcomes=("failure",), limit=20
+        ),
+        "users (id or email) + one day": AuditQuery(
+            users=("usr_42", "user77@example.test"), start=day, end=day + timedelta(days=1)
+        ),
+        "log types + CIDR": AuditQuery(
+            categories=("api_key", "webhook_endpoint"), source_ips=("198.51.7.0/24",)
+        ),
+    }
+    deep_after = sqlite.page(AuditQuery(limit=1), args.records // 2).records[0]
+    deep = AuditQuery(limit=50, after=Position.of(deep_after))
+    export_query = AuditQuery(tenant="tenant-5", start=T0, end=T0 + timedelta(days=45))
+
+    lines = [f"{args.records:,} records, {args.repeat} runs each, ms p50 / p95"]
+    lines.append(f"  {'query':<38} {'sqlite':>16} {'elasticsearch':>16}")
+    for name, query in queries.items():
+        cells = []
+        for store in stores.values():
+            p50, p95 = percentiles(functools.partial(store.page, query, 1), args.repeat)
+            cells.append(f"{p50:7.1f} / {p95:6.1f}")
+        lines.append(f"  {name:<38} {cells[0]:>16} {cells[1]:>16}")
+    cells = []
+    for store in stores.values():
+        p50, p95 = percentiles(functools.partial(store.search, deep), args.repeat)
+        cells.append(f"{p50:7.1f} / {p95:6.1f}")
+    lines.append(f"  {'cursor page at the middle (50)':<38} {cells[0]:>16} {cells[1]:>16}")
+
+    rates = []
+    for store in stores.values():
+        start = time.perf_counter()
+        size = sum(chunk.count("\n") for chunk in export(store, export_query, "ndjson"))
+        rates.append(f"{size / (time.perf_counter() - start):,.0f}/s ({size:,})")
+    lines.append(f"  {'export NDJSON, records per second':<38} {rates[0]:>16} {rates[1]:>16}")
+    print("\n".join(lines))
+    names = list(es.client.indices.get(index=es.read_pattern).body)
+    es.client.indices.delete(index=",".join(names))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -98,70 +156,8 @@ def main() -> None:
     parser.add_argument("--es-url")
     args = parser.parse_args()
 
-    from elasticsearch import Elasticsearch
-
-    engine = None
-    url = args.es_url
-    if url is None:
-        from tests.support.engine import Engine
-
-        engine = Engine(heap="1g")
-        url = engine.start()
-    try:
-        workdir = Path(tempfile.mkdtemp(prefix="auditwire-bench-"))
-        sqlite = SQLiteStore(workdir / "audit.db")
-        es = ElasticsearchStore(Elasticsearch(url, request_timeout=120), prefix="bench-query")
-        es.setup()
-        stores: dict[str, Store] = {"sqlite": sqlite, "elasticsearch": es}
-        print(f"loading {args.records:,} records into both stores ...", flush=True)
-        load(stores, args.records)
-        es.refresh_indices()
-        es.client.indices.forcemerge(index=es.read_pattern, max_num_segments=1)
-        es.refresh_indices()
-
-        day = T0 + timedelta(days=45)
-        queries = {
-            "first page, no filter (with total)": AuditQuery(limit=20),
-            "tenant + failed logins": AuditQuery(
-                tenant="tenant-3", actions=("login_failed",), outcomes=("failure",), limit=20
-            ),
-            "users (id or email) + one day": AuditQuery(
-                users=("usr_42", "user77@example.test"), start=day, end=day + timedelta(days=1)
-            ),
-            "log types + CIDR": AuditQuery(
-                categories=("api_key", "webhook_endpoint"), source_ips=("198.51.7.0/24",)
-            ),
-        }
-        deep_after = sqlite.page(AuditQuery(limit=1), args.records // 2).records[0]
-        deep = AuditQuery(limit=50, after=Position.of(deep_after))
-        export_query = AuditQuery(tenant="tenant-5", start=T0, end=T0 + timedelta(days=45))
-
-        lines = [f"{args.records:,} records, {args.repeat} runs each, ms p50 / p95"]
-        lines.append(f"  {'query':<38} {'sqlite':>16} {'elasticsearch':>16}")
-        for name, query in queries.items():
-            cells = []
-            for store in stores.values():
-                p50, p95 = percentiles(functools.partial(store.page, query, 1), args.repeat)
-                cells.append(f"{p50:7.1f} / {p95:6.1f}")
-            lines.append(f"  {name:<38} {cells[0]:>16} {cells[1]:>16}")
-        cells = []
-        for store in stores.values():
-            p50, p95 = percentiles(functools.partial(store.search, deep), args.repeat)
-            cells.append(f"{p50:7.1f} / {p95:6.1f}")
-        lines.append(f"  {'cursor page at the middle (50)':<38} {cells[0]:>16} {cells[1]:>16}")
-
-        rates = []
-        for store in stores.values():
-            start = time.perf_counter()
-            size = sum(chunk.count("\n") for chunk in export(store, export_query, "ndjson"))
-            rates.append(f"{size / (time.perf_counter() - start):,.0f}/s ({size:,})")
-        lines.append(f"  {'export NDJSON, records per second':<38} {rates[0]:>16} {rates[1]:>16}")
-        print("\n".join(lines))
-        names = list(es.client.indices.get(index=es.read_pattern).body)
-        es.client.indices.delete(index=",".join(names))
-    finally:
-        if engine is not None:
-            engine.stop()
+    with cluster(args.es_url) as url:
+        measure(url, args)
 
 
 if __name__ == "__main__":

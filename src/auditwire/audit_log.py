@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from auditwire.catalog import EventCatalog
-from auditwire.delivery import Delivery, Destination, spooled
+from auditwire.delivery import Delivery, DeliveryStats, Destination, spooled
 from auditwire.errors import InvalidQueryError, InvalidRecordError, StoreError
 from auditwire.fanout import FanOut, Flushable
-from auditwire.handoff import BackgroundWriter, Deferred, Overflow
+from auditwire.handoff import BackgroundWriter, Deferred, Overflow, WriterStats
 from auditwire.query import AuditQuery
 from auditwire.record import (
     MAX_MESSAGE,
@@ -228,24 +228,24 @@ class AuditLog:
 
     def stats(self) -> AuditStats:
         """Counters and health of the hand-off and of delivery (zeros where unused)."""
-        writer = self._writer.stats() if self._writer is not None else None
+        writer = self._writer.stats() if self._writer is not None else WriterStats.empty()
         delivery = self.sink.stats() if isinstance(self.sink, (Delivery, FanOut)) else None
-        errors = [s.last_error for s in (delivery, writer) if s is not None and s.last_error]
+        delivery = delivery or DeliveryStats.empty()
         return AuditStats(
-            queued=writer.pending if writer else 0,
-            overflowed=writer.overflowed if writer else 0,
-            dropped=writer.dropped if writer else 0,
-            build_failures=writer.failed if writer else 0,
-            accepted=delivery.accepted if delivery else 0,
-            delivered=delivery.delivered if delivery else 0,
-            retried=delivery.retried if delivery else 0,
-            dead_lettered=delivery.dead_lettered if delivery else 0,
-            spooled_bytes=delivery.spooled_bytes if delivery else 0,
-            lag_seconds=delivery.lag_seconds if delivery else 0.0,
-            delivery_failures=delivery.failures if delivery else 0,
-            replayed_journals=delivery.replayed_journals if delivery else 0,
-            last_error=errors[0] if errors else None,
-            last_delivery=delivery.last_delivery if delivery else None,
+            queued=writer.pending,
+            overflowed=writer.overflowed,
+            dropped=writer.dropped,
+            build_failures=writer.failed,
+            accepted=delivery.accepted,
+            delivered=delivery.delivered,
+            retried=delivery.retried,
+            dead_lettered=delivery.dead_lettered,
+            spooled_bytes=delivery.spooled_bytes,
+            lag_seconds=delivery.lag_seconds,
+            delivery_failures=delivery.failures,
+            replayed_journals=delivery.replayed_journals,
+            last_error=delivery.last_error or writer.last_error,
+            last_delivery=delivery.last_delivery,
         )
 
     def write(self, records: Sequence[AuditRecord]) -> None:

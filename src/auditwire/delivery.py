@@ -153,6 +153,10 @@ class DeliveryStats:
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    @classmethod
+    def empty(cls) -> DeliveryStats:
+        return cls(0, 0, 0, 0, 0, 0.0, 0, 0, None, None)
+
 
 def spooled(destination: Destination, root: str | os.PathLike[str] | None = None) -> Delivery:
     """``destination`` behind a pipeline with the default settings, spooling under ``root``

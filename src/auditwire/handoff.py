@@ -65,6 +65,10 @@ class WriterStats:
     failed: int
     last_error: str | None
 
+    @classmethod
+    def empty(cls) -> WriterStats:
+        return cls(0, 0, 0, 0, 0, 0, None)
+
 
 class BackgroundWriter:
     """A worker thread that turns submitted items into records and writes them in batches."""

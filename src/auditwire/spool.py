@@ -143,7 +143,6 @@ class Journal:
         self._append_fd: int | None = None
         self._last_sync = time.monotonic()
         self._unsynced = False
-        self._read_fd: tuple[int, int] | None = None  # (segment, fd)
 
     # -- opening ----------------------------------------------------------------------------
 

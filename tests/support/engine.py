@@ -12,6 +12,7 @@ engine, prints its URL and stops it on Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -25,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,6 +244,19 @@ class Engine:
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+
+
+@contextlib.contextmanager
+def cluster(url: str | None = None, *, heap: str = "1g") -> Iterator[str]:
+    """``url`` if given, else the URL of an Elasticsearch started for the block (benchmarks)."""
+    if url is not None:
+        yield url
+        return
+    engine = Engine(heap=heap)
+    try:
+        yield engine.start()
+    finally:
+        engine.stop()
 
 
 if __name__ == "__main__":
