@@ -265,3 +265,28 @@ def test_a_killed_writer_s_spool_is_replayed_by_the_next_start(
     assert len(ids) == len(set(ids))  # none twice
     assert set(accepted) <= set(ids)  # none that record() accepted is missing
     assert not list(tmp_path.rglob("*.seg"))
+
+
+def test_a_full_spool_refuses_record_whole_and_says_why(tmp_path: Path) -> None:
+    """The cluster unreachable (nothing listens on port 9) and the spool at its cap: record()
+    raises the spool's error, and what was accepted before is still there to deliver."""
+    from auditwire.spool import SpoolFullError
+
+    unreachable = ElasticsearchStore("http://127.0.0.1:9")
+    log = AuditLog(Delivery(unreachable, Spool(tmp_path, max_bytes=20_000), backoff=FAST_RETRY))
+    accepted: list[str] = []
+
+    def record_until_full() -> None:
+        while len(accepted) < 1_000:
+            accepted.append(log.record("login", actor=Actor(id=f"u{len(accepted)}")).id)
+
+    with pytest.raises(SpoolFullError, match=r"is full: .* the cap is 20,000 bytes") as caught:
+        record_until_full()
+    assert str(tmp_path) in str(caught.value)
+    stats = log.stats()
+    assert stats.accepted == len(accepted) > 0 and stats.delivered == 0
+    assert 0 < stats.spooled_bytes <= 20_000
+    log.close()  # returns at once while the cluster is unreachable
+    (orphan,) = Spool(tmp_path).orphans()
+    assert len(orphan.read(orphan.acked, 10_000, 10**9)) == len(accepted)
+    orphan.close()

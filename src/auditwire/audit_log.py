@@ -59,7 +59,7 @@ class AuditStats:
     queued: int  # captured, waiting to be built (the middleware's hand-off)
     overflowed: int  # hand-offs that found the queue full (then spooled, waited or dropped)
     dropped: int  # dropped by overflow="drop"
-    build_failures: int
+    capture_failures: int  # captured requests the hand-off could not build or write (logged)
     accepted: int  # in the spool of a remote store
     delivered: int
     retried: int
@@ -235,7 +235,7 @@ class AuditLog:
             queued=writer.pending,
             overflowed=writer.overflowed,
             dropped=writer.dropped,
-            build_failures=writer.failed,
+            capture_failures=writer.failed,
             accepted=delivery.accepted,
             delivered=delivery.delivered,
             retried=delivery.retried,
