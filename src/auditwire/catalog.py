@@ -162,9 +162,17 @@ def render_template(template: str, record: AuditRecord) -> str:
         paths, getters, masked = part
         found: Any = None
         if metadata:
-            found = next((v for v in (_lookup(metadata, p) for p in paths) if _scalar(v)), None)
+            for path in paths:
+                value = _lookup(metadata, path)
+                if _scalar(value):
+                    found = value
+                    break
         if found is None:
-            found = next((v for v in (g(record) for g in getters) if _scalar(v)), None)
+            for getter in getters:
+                value = getter(record)
+                if _scalar(value):
+                    found = value
+                    break
         text = MISSING if found is None else str(found)
         out.append(mask_secret(text) if masked and found is not None else text)
     return "".join(out)

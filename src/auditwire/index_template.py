@@ -142,6 +142,8 @@ def read_pattern(prefix: str = DEFAULT_PREFIX) -> str:
 
 def write_index(prefix: str, timestamp: datetime, partitioning: Partitioning = "month") -> str:
     """The partition a record with this timestamp is written to."""
+    if partitioning == "month":  # the default, on every record's way out: no strftime
+        return f"{prefix}-{timestamp.year:04d}.{timestamp.month:02d}"
     return f"{prefix}-{timestamp.strftime(_FORMATS[partitioning])}"
 
 
