@@ -290,3 +290,36 @@ def test_a_full_spool_refuses_record_whole_and_says_why(tmp_path: Path) -> None:
     (orphan,) = Spool(tmp_path).orphans()
     assert len(orphan.read(orphan.acked, 10_000, 10**9)) == len(accepted)
     orphan.close()
+
+
+def test_a_lock_held_at_fork_time_does_not_hang_the_child(tmp_path: Path) -> None:
+    """A pre-forking server may fork while a worker thread holds the pipeline's lock; the
+    child's first record must not wait for a thread that does not exist there."""
+    import warnings
+
+    log = AuditLog(Delivery(ElasticsearchStore("http://127.0.0.1:9"), Spool(tmp_path)))
+    log.record("login")
+    sink = log.sink
+    assert isinstance(sink, Delivery)
+    with sink._lock, sink.spool._lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # forking a threaded process
+        pid = os.fork()
+        if pid == 0:  # the child: record once, exit without running the test's teardown
+            code = 1
+            try:
+                log.record("login", actor=Actor(id="from-the-child"))
+                code = 0
+            finally:
+                os._exit(code)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on a lock held at fork time")
+    log.close()

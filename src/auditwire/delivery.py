@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from auditwire._fork import renew_in_child
 from auditwire.errors import StoreError
 from auditwire.failures import FailureLog
 from auditwire.spool import Entry, Journal, Spool, default_root
@@ -217,6 +218,10 @@ class Delivery:
         self._init_state()
         self._start()
         atexit.register(self.close)
+        renew_in_child(self, Delivery._renew_lock)
+
+    def _renew_lock(self) -> None:
+        self._lock = threading.Lock()
 
     def _init_state(self) -> None:
         self._pid = os.getpid()

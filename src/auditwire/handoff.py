@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from auditwire._fork import renew_in_child
 from auditwire.failures import FailureLog
 
 if TYPE_CHECKING:
@@ -107,6 +108,11 @@ class BackgroundWriter:
         self._closed = False
         self._hurry = threading.Event()  # set by flush/close: skip the linger
         atexit.register(self.close)
+        renew_in_child(self, BackgroundWriter._renew_locks)
+
+    def _renew_locks(self) -> None:
+        self._lock = threading.Lock()
+        self._room = threading.Condition()
 
     def submit(self, item: AuditRecord | Deferred) -> None:
         """Queue an item; when the queue is full, write it here and now instead.

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from auditwire._fork import renew_in_child
 from auditwire._ids import new_id
 from auditwire.errors import StoreError
 
@@ -414,6 +415,10 @@ class Spool:
         }
         self._journal: Journal | None = None
         self._pid = os.getpid()
+        self._lock = threading.Lock()
+        renew_in_child(self, Spool._renew_lock)
+
+    def _renew_lock(self) -> None:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
