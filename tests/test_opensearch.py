@@ -109,3 +109,43 @@ def test_data_stream_support_is_detected_not_assumed(
 ) -> None:
     assert es_store.setup().data_streams is raw_probe(es_url)
     assert os_store.setup().data_streams is raw_probe(opensearch_url)
+
+
+def test_a_data_stream_is_written_where_the_cluster_has_them_and_refused_where_not(
+    opensearch_url: str, es_url: str, es_prefix: str, tmp_path: Path
+) -> None:
+    from elasticsearch import Elasticsearch
+
+    from auditwire.errors import StoreError
+
+    without = ElasticsearchStore(
+        Elasticsearch(es_url), prefix=es_prefix, partitioning="data_stream"
+    )
+    with pytest.raises(StoreError, match=r"no data streams.*partitioning='month'"):
+        without.setup()
+
+    client = OpenSearch(opensearch_url, timeout=30)
+    store = OpenSearchStore(
+        client, prefix=es_prefix, partitioning="data_stream", refresh="wait_for"
+    )
+    try:
+        assert store.setup().data_streams
+        log = AuditLog(store, spool=tmp_path)
+        records = [
+            log.record("login", actor=Actor(id=f"u{n}"), timestamp=NOW - timedelta(days=n * 20))
+            for n in range(30)
+        ]
+        assert log.flush(timeout=60)
+        store.write(records[:5])  # a retry within one backing index: refused as duplicates
+        assert store.count() == 30
+        stream = client.indices.get_data_stream(name=f"{es_prefix}-stream")
+        assert stream["data_streams"][0]["name"] == f"{es_prefix}-stream"
+        result = store.apply_retention(RetentionPolicy(timedelta(days=100)), now=NOW)
+        assert result.removed_partitions == ()
+        kept = {r.id for r in store.search(AuditQuery(limit=100))}
+        assert kept == {r.id for r in records if NOW - r.timestamp <= timedelta(days=100)}
+        log.close()
+    finally:
+        client.indices.delete_data_stream(name=f"{es_prefix}-stream", params={"ignore": 404})
+        client.indices.delete_index_template(name=es_prefix)
+        client.close()

@@ -79,7 +79,8 @@ def _setup(args: argparse.Namespace, out: TextIO) -> int:
     if result.data_streams:
         out.write(
             "note: this cluster offers data streams; records still go to monthly indices named "
-            "by their own time, which keep retried writes from storing a second copy\n"
+            "by their own time, which keep retried writes from storing a second copy "
+            "(partitioning='data_stream' in Python chooses the data stream)\n"
         )
     return 0
 

@@ -19,7 +19,9 @@ from typing import Any, Literal
 
 from auditwire.ecs import SCHEMA_VERSION
 
-Partitioning = Literal["day", "month", "year"]
+#: Dated indices by the record's own time (``day``, ``month``: the default, ``year``), or one
+#: data stream (``data_stream``, where the cluster has them: see ``SetupResult.data_streams``).
+Partitioning = Literal["day", "month", "year", "data_stream"]
 DEFAULT_PREFIX = "auditwire-events"
 _FORMATS = {"day": "%Y.%m.%d", "month": "%Y.%m", "year": "%Y"}
 
@@ -113,8 +115,10 @@ def index_template(
     shards: int = 1,
     replicas: str | int = "0-1",
     unsupported_types: set[str] | frozenset[str] = frozenset(),
+    data_stream: bool = False,
 ) -> dict[str, Any]:
-    """The body of ``PUT _index_template/<prefix>``.
+    """The body of ``PUT _index_template/<prefix>``: for the dated indices, or for the data
+    stream ``<prefix>-stream`` (``data_stream=True``).
 
     ``replicas`` accepts a count or an ``auto_expand_replicas`` range; the default ``"0-1"``
     keeps a single-node cluster green and adds a replica as soon as a second node joins.
@@ -124,8 +128,10 @@ def index_template(
         if isinstance(replicas, str)
         else {"number_of_replicas": replicas}
     )
+    stream: dict[str, Any] = {"data_stream": {}} if data_stream else {}
     return {
-        "index_patterns": [read_pattern(prefix)],
+        "index_patterns": [data_stream_name(prefix) if data_stream else read_pattern(prefix)],
+        **stream,
         "priority": 200,
         "_meta": {"managed_by": "auditwire", "schema_version": SCHEMA_VERSION},
         "template": {
@@ -140,8 +146,15 @@ def read_pattern(prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}-*"
 
 
+def data_stream_name(prefix: str = DEFAULT_PREFIX) -> str:
+    """The data stream of ``partitioning="data_stream"`` (inside the read pattern)."""
+    return f"{prefix}-stream"
+
+
 def write_index(prefix: str, timestamp: datetime, partitioning: Partitioning = "month") -> str:
     """The partition a record with this timestamp is written to."""
+    if partitioning == "data_stream":
+        return data_stream_name(prefix)
     if partitioning == "month":  # the default, on every record's way out: no strftime
         return f"{prefix}-{timestamp.year:04d}.{timestamp.month:02d}"
     return f"{prefix}-{timestamp.strftime(_FORMATS[partitioning])}"
@@ -151,7 +164,7 @@ def partition_start(
     prefix: str, index: str, partitioning: Partitioning = "month"
 ) -> datetime | None:
     """The start of the period index ``index`` holds, ``None`` if it is not a partition."""
-    if not index.startswith(f"{prefix}-"):
+    if not index.startswith(f"{prefix}-") or partitioning not in _FORMATS:
         return None
     try:
         start = datetime.strptime(index[len(prefix) + 1 :], _FORMATS[partitioning])

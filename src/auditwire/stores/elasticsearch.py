@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 from auditwire.catalog import EventCatalog
 from auditwire.delivery import ItemResult
 from auditwire.ecs import from_ecs, to_ecs
-from auditwire.errors import BulkWriteError, RecordNotFoundError
+from auditwire.errors import BulkWriteError, RecordNotFoundError, StoreError
 from auditwire.index_template import (
     DEFAULT_PREFIX,
     TYPE_FALLBACKS,
@@ -57,9 +57,10 @@ class SetupResult:
     template: str
     read_pattern: str
     substituted_types: dict[str, str] = field(default_factory=dict)
-    #: Whether the cluster offers data streams. Records go to dated indices either way: a
-    #: data stream sends a ``create`` to its current write index, so a retry after a rollover
-    #: would store a second copy; an index named by the record's own time refuses it.
+    #: Whether the cluster offers data streams. The dated indices stay the default even then:
+    #: a data stream sends a ``create`` to its current write index, so a retry that straddles
+    #: a rollover would store a second copy, where an index named by the record's own time
+    #: refuses it. ``partitioning="data_stream"`` chooses the data stream anyway.
     data_streams: bool = False
 
 
@@ -111,9 +112,21 @@ class ElasticsearchStore:
         ``match_only_text`` and ``wildcard``) are detected from its answer and replaced by their
         core equivalents; the result says which.
         """
+        data_stream = self.partitioning == "data_stream"
+        data_streams = self._api.has_data_streams(f"{self.prefix}-probe")
+        if data_stream and not data_streams:
+            raise StoreError(
+                f"this {self._api.product} cluster has no data streams (a module missing from "
+                "its distribution); use partitioning='month', the dated indices"
+            )
         unsupported: set[str] = set()
         while True:
-            body = index_template(self.prefix, replicas=replicas, unsupported_types=unsupported)
+            body = index_template(
+                self.prefix,
+                replicas=replicas,
+                unsupported_types=unsupported,
+                data_stream=data_stream,
+            )
             try:
                 self._api.put_template(self.prefix, body)
             except TemplateRefused as exc:
@@ -131,7 +144,7 @@ class ElasticsearchStore:
                 template=self.prefix,
                 read_pattern=self.read_pattern,
                 substituted_types={t: TYPE_FALLBACKS[t] for t in sorted(unsupported)},
-                data_streams=self._api.has_data_streams(f"{self.prefix}-probe"),
+                data_streams=data_streams,
             )
 
     @property
@@ -231,8 +244,9 @@ class ElasticsearchStore:
         if expired:
             removed += self._api.count(",".join(expired), None)
             self._api.delete_indices(expired)
+        dated = self.partitioning != "data_stream"
         for cutoff, only, excluded in policy.groups(now):
-            if cutoff <= oldest_kept:
+            if dated and cutoff <= oldest_kept:
                 continue  # the partitions that held them are gone already, or hold none
             query: dict[str, Any] = {
                 "bool": {"filter": [{"range": {"@timestamp": {"lt": format_timestamp(cutoff)}}}]}
