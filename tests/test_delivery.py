@@ -156,7 +156,8 @@ def test_only_the_entries_that_failed_are_resent_and_refused_ones_are_dead_lette
     def when(year: int, month: int) -> datetime:
         return datetime(year, month, 3, tzinfo=timezone.utc)
 
-    log = pipeline(direct, tmp_path / "spool", dead_letter=tmp_path / "dead.ndjson")
+    # A long linger: all twelve records go in one batch, whatever the machine's pauses.
+    log = pipeline(direct, tmp_path / "spool", dead_letter=tmp_path / "dead.ndjson", linger=1.0)
     fine = [log.record("login", actor=Actor(id=f"u{n}"), timestamp=when(2024, 1)) for n in range(5)]
     held = [
         log.record("login", actor=Actor(id=f"h{n}"), timestamp=when(2023, month))
