@@ -40,9 +40,14 @@ from auditwire.stores import DEFAULT_URL, Sink, Store, open_store
 STORE_ENV = "AUDITWIRE_STORE"
 
 
+#: The actor of a record nobody acted in: the application itself (records are immutable, so
+#: one instance serves them all).
+SYSTEM = Actor.system()
+
+
 def _actor(actor: Actor | Mapping[str, Any] | None) -> Actor:
     if actor is None:
-        return Actor.system()
+        return SYSTEM
     return actor if isinstance(actor, Actor) else Actor.from_api(actor)
 
 
