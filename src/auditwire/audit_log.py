@@ -19,7 +19,7 @@ from typing import Any
 from auditwire.catalog import EventCatalog
 from auditwire.delivery import Delivery, DeliveryStats, Destination, spooled
 from auditwire.errors import InvalidQueryError, InvalidRecordError, StoreError
-from auditwire.fanout import FanOut, Flushable
+from auditwire.fanout import FanOut
 from auditwire.handoff import BackgroundWriter, Deferred, Overflow, WriterStats
 from auditwire.query import AuditQuery
 from auditwire.record import (
@@ -34,11 +34,8 @@ from auditwire.record import (
 )
 from auditwire.redaction import Redactor
 from auditwire.retention import Retaining, RetentionPolicy, RetentionResult
-from auditwire.stores import DEFAULT_URL, Sink, Store, open_store
-
-#: Environment variable naming the default store when none is passed.
-STORE_ENV = "AUDITWIRE_STORE"
-
+from auditwire.stores import Sink, Store, open_store
+from auditwire.stores.base import Flushable
 
 #: The actor of a record nobody acted in: the application itself (records are immutable, so
 #: one instance serves them all).
@@ -111,9 +108,11 @@ class AuditLog:
                 "strict=True with a lenient catalog: make it EventCatalog(strict=True)"
             )
         self.catalog = catalog if catalog is not None else EventCatalog.default(strict=strict)
-        if store is None:
-            store = os.environ.get(STORE_ENV) or DEFAULT_URL
-        opened = open_store(store, catalog=self.catalog) if isinstance(store, str) else store
+        opened = (
+            open_store(store, catalog=self.catalog)
+            if store is None or isinstance(store, str)
+            else store
+        )
         if not isinstance(opened, Sink):
             raise TypeError(f"store must be a Sink or a URL, not {type(store).__name__}")
         #: Where records are written: the store itself, or the pipeline delivering to it.

@@ -15,7 +15,6 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from auditwire.audit_log import STORE_ENV
 from auditwire.catalog import EventCatalog
 from auditwire.errors import AuditwireError, InvalidQueryError, StoreError
 from auditwire.export import CSV_COLUMNS, FORMATS, csv_row, export
@@ -23,7 +22,7 @@ from auditwire.filters import list_records, parse_list_request
 from auditwire.index_template import DEFAULT_PREFIX, index_template
 from auditwire.record import AuditRecord
 from auditwire.retention import Retaining, RetentionPolicy, parse_age
-from auditwire.stores import DEFAULT_URL, open_store
+from auditwire.stores import open_store
 from auditwire.stores.base import Store
 
 ES_URL_ENV = "AUDITWIRE_ES_URL"
@@ -96,7 +95,7 @@ def _filters(pairs: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def _readable_store(url: str | None) -> Store:
-    store = open_store(url or os.environ.get(STORE_ENV) or DEFAULT_URL)
+    store = open_store(url)
     if not isinstance(store, Store):
         raise StoreError(f"{store!r} is write-only; give a readable --store")
     return store
@@ -159,7 +158,7 @@ def _retention(args: argparse.Namespace, out: TextIO) -> int:
             raise ValueError(f"--tenant {pair!r}: give it as TENANT=AGE (acme=30d)")
         tenants[name] = parse_age(age)
     policy = RetentionPolicy(parse_age(args.max_age), tenants)
-    store = open_store(args.store or os.environ.get(STORE_ENV) or DEFAULT_URL)
+    store = open_store(args.store)
     try:
         if not isinstance(store, Retaining):
             raise StoreError(f"{store!r} has no retention operation")

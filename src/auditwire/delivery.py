@@ -295,9 +295,7 @@ class Delivery:
         self._poke(hurry=True)
         try:
             with self._progress:
-                while self._orphans or (
-                    journal is not None and target is not None and journal.acked < target
-                ):
+                while self._orphans or (journal and target and journal.acked < target):
                     if not self._worker_alive():
                         return False
                     if not during_outage and self._outage_since is not None:
@@ -406,12 +404,8 @@ class Delivery:
                 answer = self._stopping.wait(step.seconds)
 
     def _adopt_orphans(self) -> None:
-        found = self.spool.orphans()
-        known = {o.directory for o in self._orphans}
-        fresh = [j for j in found if j.directory not in known]
-        for journal in found:
-            if journal not in fresh:
-                journal.close()
+        # Journals adopted earlier are locked by this process, so they are not found again.
+        fresh = self.spool.orphans()
         if fresh:
             logger.info(
                 "auditwire: replaying %d spool journal(s) left by stopped processes in %s",

@@ -10,19 +10,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from auditwire.delivery import Delivery, DeliveryStats, Destination, spooled
 from auditwire.errors import StoreError
-from auditwire.stores.base import Sink, Store
+from auditwire.stores.base import Flushable, Sink, Store
 
 if TYPE_CHECKING:
     from auditwire.record import AuditRecord
-
-
-@runtime_checkable
-class Flushable(Protocol):
-    def flush(self, timeout: float | None = None) -> bool: ...
 
 
 class FanOut:

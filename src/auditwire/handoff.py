@@ -124,7 +124,7 @@ class BackgroundWriter:
             raise RuntimeError("the audit writer is closed")
         if self._pid != os.getpid() or self._thread is None:
             self._start()
-        if next(self._accepted) - self._overflowed - self._done >= self.max_pending:
+        if self._pending(next(self._accepted)) >= self.max_pending:
             self._overflowed += 1
             if self.overflow == "spool":
                 self._write(_records(item))
@@ -133,14 +133,16 @@ class BackgroundWriter:
                 self._dropped += 1
                 return
             with self._room:
-                self._room.wait_for(
-                    lambda: (
-                        _peek(self._accepted) - self._overflowed - self._done < self.max_pending
-                        or self._closed
-                    )
-                )
+                self._room.wait_for(lambda: self._pending() < self.max_pending or self._closed)
             self._overflowed -= 1  # it waited for room and goes on the queue after all
         self._queue.put(item)
+
+    def _pending(self, taken: int | None = None) -> int:
+        """Items taken (``taken``: the count so far) and neither written by their callers nor
+        finished by the worker."""
+        if taken is None:
+            taken = _peek(self._accepted)
+        return taken - self._overflowed - self._done
 
     def _start(self) -> None:
         with self._lock:
@@ -264,7 +266,7 @@ class BackgroundWriter:
         return WriterStats(
             submitted=accepted,
             written=self._written,
-            pending=max(0, accepted - self._overflowed - self._done),
+            pending=max(0, self._pending(accepted)),
             overflowed=self._overflowed,
             dropped=self._dropped,
             failed=self._failures.count,

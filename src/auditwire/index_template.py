@@ -14,6 +14,7 @@ without a lookup. One read pattern
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -24,6 +25,12 @@ from auditwire.ecs import SCHEMA_VERSION
 Partitioning = Literal["day", "month", "year", "data_stream"]
 DEFAULT_PREFIX = "auditwire-events"
 _FORMATS = {"day": "%Y.%m.%d", "month": "%Y.%m", "year": "%Y"}
+#: The same names without ``strftime``: every record's way out names its partition.
+_NAMES: dict[str, Callable[[datetime], str]] = {
+    "day": lambda t: f"{t.year:04d}.{t.month:02d}.{t.day:02d}",
+    "month": lambda t: f"{t.year:04d}.{t.month:02d}",
+    "year": lambda t: f"{t.year:04d}",
+}
 
 #: Field types that need an Elasticsearch module a minimal distribution may lack, and the core
 #: type that replaces each one there. Queries behave the same on both.
@@ -155,9 +162,7 @@ def write_index(prefix: str, timestamp: datetime, partitioning: Partitioning = "
     """The partition a record with this timestamp is written to."""
     if partitioning == "data_stream":
         return data_stream_name(prefix)
-    if partitioning == "month":  # the default, on every record's way out: no strftime
-        return f"{prefix}-{timestamp.year:04d}.{timestamp.month:02d}"
-    return f"{prefix}-{timestamp.strftime(_FORMATS[partitioning])}"
+    return f"{prefix}-{_NAMES[partitioning](timestamp)}"
 
 
 def partition_start(

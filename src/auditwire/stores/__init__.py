@@ -6,6 +6,7 @@ Modules with an optional dependency import it only when an instance is made, so
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,16 +17,20 @@ if TYPE_CHECKING:
     from auditwire.catalog import EventCatalog
 
 DEFAULT_URL = "sqlite:///auditwire.db"
+#: Environment variable naming the default store when none is passed.
+STORE_ENV = "AUDITWIRE_STORE"
 
 
-def open_store(url: str, *, catalog: EventCatalog | None = None) -> Sink:
-    """A store or sink for ``url``.
+def open_store(url: str | None = None, *, catalog: EventCatalog | None = None) -> Sink:
+    """A store or sink for ``url`` (default: ``$AUDITWIRE_STORE``, else the embedded
+    ``sqlite:///auditwire.db``).
 
     - ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:``
     - ``http://host:9200`` or ``https://...`` — Elasticsearch
     - ``opensearch+http://host:9200`` or ``opensearch+https://...`` — OpenSearch
     - ``jsonl:///path/to/file.jsonl`` or ``jsonl:-`` (stdout) — JSON lines, write-only
     """
+    url = url or os.environ.get(STORE_ENV) or DEFAULT_URL
     if url.startswith("sqlite:///"):
         return SQLiteStore(url[len("sqlite:///") :] or ":memory:")
     if url.startswith(("http://", "https://")):
@@ -46,4 +51,4 @@ def open_store(url: str, *, catalog: EventCatalog | None = None) -> Sink:
     )
 
 
-__all__ = ["DEFAULT_URL", "SQLiteStore", "Sink", "Store", "open_store"]
+__all__ = ["DEFAULT_URL", "STORE_ENV", "SQLiteStore", "Sink", "Store", "open_store"]

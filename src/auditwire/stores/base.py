@@ -21,6 +21,13 @@ class Sink(Protocol):
 
 
 @runtime_checkable
+class Flushable(Protocol):
+    """A sink that writes in the background and can be waited for."""
+
+    def flush(self, timeout: float | None = None) -> bool: ...
+
+
+@runtime_checkable
 class Store(Sink, Protocol):
     """A sink that can also be read back."""
 
