@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from auditwire.audit_log import AuditLog
-from auditwire.capture import Capture, RequestFacts, decode_asgi_headers
+from auditwire.capture import Capture, RequestFacts, read_asgi_headers
 from auditwire.context import bind, unbind
 
 Scope = MutableMapping[str, Any]
@@ -57,7 +57,7 @@ class AuditMiddleware:
             capture,
             scope["method"],
             scope["path"],
-            decode_asgi_headers,
+            read_asgi_headers,
             client[0] if client else None,
             scope,
         )

@@ -24,6 +24,7 @@ from auditwire.handoff import BackgroundWriter, Deferred, Overflow, WriterStats
 from auditwire.query import AuditQuery
 from auditwire.record import (
     MAX_MESSAGE,
+    MAX_TEXT,
     Actor,
     AuditRecord,
     DeviceInfo,
@@ -31,6 +32,8 @@ from auditwire.record import (
     RequestInfo,
     Target,
     TraceInfo,
+    _text,
+    normalise_metadata,
 )
 from auditwire.redaction import Redactor
 from auditwire.retention import Retaining, RetentionPolicy, RetentionResult
@@ -192,6 +195,57 @@ class AuditLog:
         )
         if message is None and event is not None:
             record._set_message(event.render(record)[:MAX_MESSAGE])
+        return record
+
+    def build_captured(
+        self,
+        action: str,
+        *,
+        actor: Actor,
+        target: Target | None,
+        outcome: Outcome,
+        metadata: dict[str, Any],
+        category: str | None,
+        ip_address: str | None,
+        user_agent: str | None,
+        tenant: str | None,
+        timestamp: datetime,
+        request: RequestInfo,
+        trace: TraceInfo | None,
+        device: DeviceInfo | None,
+    ) -> AuditRecord:
+        """:meth:`build` for what the middleware captured, every request: its parts are valid
+        by construction (validated when a handler set them, sanitised from the request, or
+        the catalog's), so only what a hook or handler could leave unchecked is checked here —
+        the tenant, and metadata (redacted and normalised). Anything unusual (an action
+        outside the catalog, a contradicting category) takes :meth:`build`'s full path."""
+        event = self.catalog.resolve(action)
+        if event is None or (category is not None and category != event.category):
+            return self.build(
+                action, actor=actor, target=target, outcome=outcome, metadata=metadata,
+                category=category, ip_address=ip_address, user_agent=user_agent, tenant=tenant,
+                timestamp=timestamp, request=request, trace=trace, device=device,
+            )  # fmt: skip
+        if tenant is None:
+            tenant = self.tenant
+        else:
+            _text("tenant", tenant, MAX_TEXT)
+        record = AuditRecord._sanitised(
+            action,
+            event.category,
+            actor,
+            target,
+            outcome,
+            ip_address,
+            user_agent,
+            normalise_metadata(self._redactor.redact(metadata)) if metadata else {},
+            timestamp,
+            tenant,
+            request,
+            trace,
+            device,
+        )
+        record._set_message(event.render(record)[:MAX_MESSAGE])
         return record
 
     def record(self, action: str, **fields: Any) -> AuditRecord:

@@ -58,6 +58,7 @@ ANONYMOUS = Actor(type="user", name="anonymous")
 MAX_HEADER_VALUE = 256
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _METHOD = re.compile(r"^[A-Z]{1,16}$")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 ActorResolver = Callable[[Any], "Actor | Mapping[str, Any] | None"]
 TenantResolver = Callable[[Any], "str | None"]
@@ -89,22 +90,37 @@ def _span_reader(enabled: bool | None) -> Callable[[], Any] | None:
     return read
 
 
-def decode_asgi_headers(scope: Any) -> dict[str, list[str]]:
+def read_asgi_headers(scope: Any, capture: Capture) -> dict[str, list[str]]:
+    """The headers a record is made from (``Capture.header_names``), decoded; the others are
+    skipped undecoded (a browser sends a dozen, a record reads three). Servers give lowercase
+    names, as ASGI asks; others are lowered rather than missed."""
+    wanted = capture.header_names_bytes
     headers: dict[str, list[str]] = {}
     for name, value in scope["headers"]:
-        headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        if name not in wanted:
+            if name.islower():
+                continue
+            name = name.lower()
+            if name not in wanted:
+                continue
+        headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
     return headers
 
 
-def decode_wsgi_headers(environ: Any) -> dict[str, list[str]]:
+def read_wsgi_headers(environ: Any, capture: Capture) -> dict[str, list[str]]:
+    """The headers a record is made from, by their CGI names (WSGI servers join repeated
+    header lines into one value)."""
     headers: dict[str, list[str]] = {}
-    for key, value in environ.items():
-        if key.startswith("HTTP_") and isinstance(value, str):
-            headers[key[5:].replace("_", "-").lower()] = [value]
-    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        if environ.get(key):
-            headers[key.replace("_", "-").lower()] = [environ[key]]
+    for key, name in capture.environ_keys:
+        value = environ.get(key)
+        if isinstance(value, str):
+            headers[name] = [value]
     return headers
+
+
+def _environ_key(header: str) -> str:
+    upper = header.upper().replace("-", "_")
+    return upper if upper in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{upper}"
 
 
 class RequestFacts(AuditContext):
@@ -117,13 +133,13 @@ class RequestFacts(AuditContext):
         "_headers",
         "_request_id",
         "capture",
-        "decode_headers",
         "disconnected",
         "duration_ns",
         "error_type",
         "method",
         "path",
         "peer",
+        "read_headers",
         "source",
         "span_context",
         "start_ns",
@@ -135,7 +151,7 @@ class RequestFacts(AuditContext):
         capture: Capture,
         method: str,
         path: str,
-        decode_headers: Callable[[Any], dict[str, list[str]]],
+        read_headers: Callable[[Any, Capture], dict[str, list[str]]],
         peer: str | None,
         source: Any,
     ) -> None:
@@ -143,7 +159,7 @@ class RequestFacts(AuditContext):
         self.capture = capture
         self.method = method
         self.path = path
-        self.decode_headers = decode_headers
+        self.read_headers = read_headers
         self.peer = peer
         self.source = source  # the ASGI scope or WSGI environ, for resolvers and the route
         # Only the monotonic clock here; the writer turns it into wall-clock time.
@@ -169,9 +185,10 @@ class RequestFacts(AuditContext):
         return datetime.fromtimestamp((self.start_ns + offset) // 1_000_000 / 1000, timezone.utc)
 
     def headers(self) -> dict[str, list[str]]:
+        """The request headers records are made from (``Capture.header_names``), not all."""
         if self._headers is None:
             try:
-                self._headers = self.decode_headers(self.source)
+                self._headers = self.read_headers(self.source, self.capture)
             except Exception:  # a server handing over malformed headers must not lose the record
                 self._headers = {}
         return self._headers
@@ -216,14 +233,16 @@ class RequestFacts(AuditContext):
         by their patterns, paths capped and NUL-free, the peer canonical), so it is built
         without validating it again; ``status`` and ``duration_ms`` come checked by the caller.
         """
+        method = self.method
+        path = self.path
         return RequestInfo._sanitised(
-            id=self.request_id,
-            method=self.method if _METHOD.match(self.method) else None,
-            route=self.route,
-            path=self.path[:MAX_PATH].replace("\x00", ""),
-            status=status,
-            duration_ms=duration_ms,
-            peer_ip=self.client_address().peer,
+            self.request_id,
+            method if method in _METHODS or _METHOD.match(method) else None,
+            self.route,
+            path[:MAX_PATH].replace("\x00", "") if len(path) > MAX_PATH or "\x00" in path else path,
+            status,
+            duration_ms,
+            self.client_address().peer,
         )
 
     def build(self) -> Sequence[AuditRecord]:
@@ -351,6 +370,18 @@ class Capture:
             h.lower() for h in capture_headers if h.lower() not in NEVER_STORED_HEADERS
         )
         self.request_id_header = request_id_header.lower()
+        #: The request headers records are made from; the middleware decodes no others.
+        self.header_names = frozenset(
+            {
+                "user-agent",
+                self.request_id_header,
+                proxy_header,
+                *self.capture_headers,
+                *(("cookie",) if devices is not None else ()),
+            }
+        )
+        self.header_names_bytes = frozenset(h.encode("latin-1") for h in self.header_names)
+        self.environ_keys = tuple((_environ_key(h), h) for h in sorted(self.header_names))
         self.user_agents = UserAgentParser() if parse_user_agent else None
         self.devices = devices
         self.login_actions = frozenset(login_actions)
@@ -477,7 +508,7 @@ class Capture:
         device = self.user_agents.parse(user_agent) if self.user_agents and user_agent else None
         if facts.device_id is not None:
             device = replace(device or DeviceInfo(), id=facts.device_id)
-        return self.audit_log.build(
+        return self.audit_log.build_captured(
             action,
             actor=facts.actor or scope_user(facts.source) or ANONYMOUS,
             target=facts.target,

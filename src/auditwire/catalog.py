@@ -16,7 +16,7 @@ the target's, ``{{***1337}}`` the masked API key.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -107,39 +107,34 @@ _PARTS = frozenset({"actor", "target", "request", "trace", "device"})
 _RECORD_FIELDS = frozenset({"tenant", "ip_address", "user_agent", "action", "category", "outcome"})
 
 
-def _record_getter(path: str) -> Callable[[AuditRecord], Any] | None:
-    """A getter for a scalar field of the record by its (API) path — or ``None`` when the path
-    names no such field — made once per template so rendering serialises nothing."""
+def _record_field(path: str) -> tuple[str | None, str] | None:
+    """Where a scalar field of the record named by its (API) path lives: ``(part, attribute)``
+    (``part`` ``None`` for the record's own fields), or ``None`` when the path names no such
+    field. Worked out once per template, so rendering serialises nothing and calls nothing."""
     head, _, rest = path.partition(".")
     if head in _PARTS and rest and "." not in rest:
-        attribute = _ATTRIBUTE.get(rest, rest)
-
-        def part_field(record: AuditRecord) -> Any:
-            part = getattr(record, head)
-            return getattr(part, attribute, None) if part is not None else None
-
-        return part_field
+        return head, _ATTRIBUTE.get(rest, rest)
     attribute = _ATTRIBUTE.get(head, head)
     if not rest and attribute in _RECORD_FIELDS:
-        return lambda record: getattr(record, attribute)
+        return None, attribute
     return None
 
 
-_Variable = tuple[tuple[str, ...], tuple[Callable[["AuditRecord"], Any], ...], bool]
+_Variable = tuple[tuple[str, ...], tuple[tuple[str | None, str], ...], bool]
 
 
 @lru_cache(maxsize=1024)
 def _compile(template: str) -> tuple[str | _Variable, ...]:
-    """Literal text and, for each variable, the paths to try in the metadata and the getters
-    to try on the record (for the name, then for each alias), and whether it is masked."""
+    """Literal text and, for each variable, the paths to try in the metadata and the record
+    fields to try (for the name, then for each alias), and whether it is masked."""
     parts: list[str | _Variable] = []
     position = 0
     for match in _VARIABLE.finditer(template):
         parts.append(template[position : match.start()])
         name = match.group(1)
         paths = (name, *ALIASES.get(name, ()))
-        getters = tuple(g for g in map(_record_getter, paths) if g is not None)
-        parts.append((paths, getters, name in _MASKED_ALIASES))
+        fields = tuple(f for f in map(_record_field, paths) if f is not None)
+        parts.append((paths, fields, name in _MASKED_ALIASES))
         position = match.end()
     parts.append(template[position:])
     return tuple(p for p in parts if p != "")
@@ -152,14 +147,14 @@ def _scalar(value: Any) -> bool:
 
 def render_template(template: str, record: AuditRecord) -> str:
     """Fill ``{{variables}}`` from the record; see the module docstring for the lookup order
-    (metadata first for every candidate path, then the record)."""
+    (metadata first for every candidate path, then the record). Runs for every record."""
     out: list[str] = []
     metadata = record.metadata
     for part in _compile(template):
-        if isinstance(part, str):
+        if type(part) is str:
             out.append(part)
             continue
-        paths, getters, masked = part
+        paths, fields, masked = part  # type: ignore[misc]
         found: Any = None
         if metadata:
             for path in paths:
@@ -168,9 +163,10 @@ def render_template(template: str, record: AuditRecord) -> str:
                     found = value
                     break
         if found is None:
-            for getter in getters:
-                value = getter(record)
-                if _scalar(value):
+            for head, attribute in fields:
+                owner = record if head is None else getattr(record, head)
+                value = getattr(owner, attribute, None)
+                if value is not None and value != "" and isinstance(value, (str, int, float)):
                     found = value
                     break
         text = MISSING if found is None else str(found)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from auditwire.audit_log import AuditLog
-from auditwire.capture import Capture, RequestFacts, decode_wsgi_headers
+from auditwire.capture import Capture, RequestFacts, read_wsgi_headers
 from auditwire.context import bind, unbind
 
 Environ = dict[str, Any]
@@ -51,7 +51,7 @@ class AuditMiddleware:
             capture,
             method,
             path,
-            decode_wsgi_headers,
+            read_wsgi_headers,
             environ.get("REMOTE_ADDR"),
             environ,
         )
