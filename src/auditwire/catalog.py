@@ -151,10 +151,10 @@ def render_template(template: str, record: AuditRecord) -> str:
     out: list[str] = []
     metadata = record.metadata
     for part in _compile(template):
-        if type(part) is str:
+        if isinstance(part, str):
             out.append(part)
             continue
-        paths, fields, masked = part  # type: ignore[misc]
+        paths, fields, masked = part
         found: Any = None
         if metadata:
             for path in paths:

@@ -126,8 +126,9 @@ def _slot_setters(cls: type, names: str) -> tuple[Callable[[Any, Any], None], ..
     slot of a record made per request, and these skip ``object.__setattr__``'s lookup (a third
     of its cost). Every slot must be named, so a new field cannot be left unset."""
     order = names.split()
-    if sorted(order) != sorted(cls.__slots__):
-        raise AssertionError(f"{cls.__name__} slots are {cls.__slots__}, not {order}")
+    slots = cls.__dict__["__slots__"]
+    if sorted(order) != sorted(slots):
+        raise AssertionError(f"{cls.__name__} slots are {slots}, not {order}")
     return tuple(cls.__dict__[name].__set__ for name in order)
 
 
