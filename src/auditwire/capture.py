@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from auditwire._ids import random_hex
 from auditwire.client_ip import ClientAddress, ProxyHeader, TrustedProxies, resolve
 from auditwire.context import AuditContext
 from auditwire.errors import InvalidRecordError, MissingDependencyError
@@ -222,7 +223,7 @@ class RequestFacts(AuditContext):
         if self._request_id is None:
             incoming = self.header(self.capture.request_id_header)
             self._request_id = (
-                incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
+                incoming if incoming and _REQUEST_ID.match(incoming) else random_hex()
             )
         return self._request_id
 

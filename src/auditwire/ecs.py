@@ -34,19 +34,11 @@ _ECS_OUTCOME = {"success": "success", "failure": "failure", "error": "failure"}
 _DEFAULT_CLASS = (("iam",), ("info",))
 
 
-def _prune(data: dict[str, Any]) -> dict[str, Any]:
-    """Drop ``None`` and empty objects so documents carry only what the record has (every
-    record goes through this on its way to a store: it is written for speed)."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if value is None:
-            continue
-        if type(value) is dict and key != "metadata":
-            value = _prune(value)
-            if not value:
-                continue
-        out[key] = value
-    return out
+def _pruned(data: dict[str, Any]) -> dict[str, Any] | None:
+    """``data`` without ``None`` values, or ``None`` when nothing is left: documents carry
+    only what the record has."""
+    out = {key: value for key, value in data.items() if value is not None}
+    return out or None
 
 
 def _get(doc: Any, path: str) -> Any:
@@ -58,86 +50,106 @@ def _get(doc: Any, path: str) -> Any:
 
 
 def to_ecs(record: AuditRecord, catalog: EventCatalog | None = None) -> dict[str, Any]:
-    """The ECS document; ``catalog`` supplies ``event.category``/``event.type``."""
+    """The ECS document; ``catalog`` supplies ``event.category``/``event.type``.
+
+    Every record goes through this on its way to a cluster, so it builds only the objects a
+    record has instead of building all and pruning after."""
     event: EventDefinition | None = catalog.get(record.action) if catalog is not None else None
     ecs_category, ecs_type = (
         (event.ecs_category, event.ecs_type) if event is not None else _DEFAULT_CLASS
     )
     actor, target, request = record.actor, record.target, record.request
-    device, trace = record.device, record.trace
-    related_ip = [ip for ip in (record.ip_address, request and request.peer_ip) if ip]
-    related_user = [
-        u
-        for u in (actor.id, actor.email, target and target.type == "user" and target.id)
-        if isinstance(u, str)
-    ]
-    doc = {
-        "@timestamp": format_timestamp(record.timestamp),
-        "message": record.message,
-        "event": {
-            "id": record.id,
-            "kind": "event",
-            "module": NAMESPACE,
-            "dataset": EVENT_DATASET,
-            "action": record.action,
-            "category": list(ecs_category),
-            "type": list(ecs_type),
-            "outcome": _ECS_OUTCOME[record.outcome],
-            "duration": (
-                None
-                if request is None or request.duration_ms is None
-                else round(request.duration_ms * 1_000_000)
-            ),
-        },
-        "user": {
-            "id": actor.id,
-            "email": actor.email,
-            "name": actor.name,
-            "target": (
-                {"id": target.id, "email": target.email, "name": target.name}
-                if target is not None and target.type == "user"
-                else None
-            ),
-        },
-        "source": {"ip": record.ip_address},
-        "client": {"ip": record.ip_address},
-        "user_agent": {
-            "original": record.user_agent,
-            "name": device.browser,
-            "version": device.browser_version,
-            "os": {"name": device.os, "version": device.os_version},
-            "device": {"name": device.device},
-        }
-        if device is not None
-        else {"original": record.user_agent},
-        "device": None if device is None else {"id": device.id},
-        "http": None
-        if request is None
-        else {
-            "request": {"id": request.id, "method": request.method},
-            "response": {"status_code": request.status},
-        },
-        "url": None if request is None else {"path": request.path},
-        "trace": None if trace is None else {"id": trace.trace_id},
-        "span": None if trace is None else {"id": trace.span_id},
-        "organization": {"id": record.tenant},
-        "related": {
-            "ip": sorted(set(related_ip)) or None,
-            "user": sorted(set(related_user)) or None,
-        },
-        NAMESPACE: {
-            "schema_version": SCHEMA_VERSION,
-            "category": record.category,
-            "outcome": record.outcome,
-            "actor": {"type": actor.type},
-            "target": None if target is None else target.to_api(),
-            "metadata": record.metadata,
-            "request": (
-                None if request is None else {"route": request.route, "peer_ip": request.peer_ip}
-            ),
-        },
+    device, trace, ip = record.device, record.trace, record.ip_address
+    user_target = target if target is not None and target.type == "user" else None
+
+    doc: dict[str, Any] = {"@timestamp": format_timestamp(record.timestamp)}
+    if record.message is not None:
+        doc["message"] = record.message
+    ecs_event: dict[str, Any] = {
+        "id": record.id,
+        "kind": "event",
+        "module": NAMESPACE,
+        "dataset": EVENT_DATASET,
+        "action": record.action,
+        "category": list(ecs_category),
+        "type": list(ecs_type),
+        "outcome": _ECS_OUTCOME[record.outcome],
     }
-    return _prune(doc)
+    if request is not None and request.duration_ms is not None:
+        ecs_event["duration"] = round(request.duration_ms * 1_000_000)
+    doc["event"] = ecs_event
+    user = _pruned({"id": actor.id, "email": actor.email, "name": actor.name})
+    if user_target is not None:
+        targeted = _pruned(
+            {"id": user_target.id, "email": user_target.email, "name": user_target.name}
+        )
+        if targeted is not None:
+            user = {**(user or {}), "target": targeted}
+    if user is not None:
+        doc["user"] = user
+    if ip is not None:
+        doc["source"] = {"ip": ip}
+        doc["client"] = {"ip": ip}
+    user_agent: dict[str, Any] = (
+        {} if record.user_agent is None else {"original": record.user_agent}
+    )
+    if device is not None:
+        if device.browser is not None:
+            user_agent["name"] = device.browser
+        if device.browser_version is not None:
+            user_agent["version"] = device.browser_version
+        os = _pruned({"name": device.os, "version": device.os_version})
+        if os is not None:
+            user_agent["os"] = os
+        if device.device is not None:
+            user_agent["device"] = {"name": device.device}
+    if user_agent:
+        doc["user_agent"] = user_agent
+    if device is not None and device.id is not None:
+        doc["device"] = {"id": device.id}
+    if request is not None:
+        http: dict[str, Any] = {}
+        http_request = _pruned({"id": request.id, "method": request.method})
+        if http_request is not None:
+            http["request"] = http_request
+        if request.status is not None:
+            http["response"] = {"status_code": request.status}
+        if http:
+            doc["http"] = http
+        if request.path is not None:
+            doc["url"] = {"path": request.path}
+    if trace is not None:
+        doc["trace"] = {"id": trace.trace_id}
+        if trace.span_id is not None:
+            doc["span"] = {"id": trace.span_id}
+    if record.tenant is not None:
+        doc["organization"] = {"id": record.tenant}
+    related: dict[str, Any] = {}
+    peer_ip = request.peer_ip if request is not None else None
+    if ip is not None or peer_ip is not None:
+        related["ip"] = sorted({i for i in (ip, peer_ip) if i is not None})
+    users = {
+        u for u in (actor.id, actor.email, user_target and user_target.id) if u is not None
+    }  # fmt: skip
+    if users:
+        related["user"] = sorted(users)
+    if related:
+        doc["related"] = related
+    own: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "category": record.category,
+        "outcome": record.outcome,
+        "actor": {"type": actor.type},
+    }
+    if target is not None:
+        own["target"] = target.to_api()
+    own["metadata"] = record.metadata
+    if request is not None:
+        own_request = _pruned({"route": request.route, "peer_ip": request.peer_ip})
+        if own_request is not None:
+            own["request"] = own_request
+    doc[NAMESPACE] = own
+    return doc
 
 
 def from_ecs(doc: dict[str, Any]) -> AuditRecord:

@@ -150,6 +150,8 @@ def normalise_timestamp(value: datetime, path: str = "timestamp") -> datetime:
 
 def format_timestamp(value: datetime) -> str:
     """ISO 8601 in UTC with milliseconds and ``Z``: fixed width, so text order is time order."""
+    if value.tzinfo is timezone.utc:  # every record's: the C formatter, half the cost
+        return value.isoformat(timespec="milliseconds")[:-6] + "Z"
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
