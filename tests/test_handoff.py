@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -161,3 +163,144 @@ def test_the_queue_is_used_again_once_an_overflow_is_over() -> None:
 def test_an_unknown_overflow_policy_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="overflow must be one of spool, block, drop"):
         BackgroundWriter(SlowSink(), overflow="ignore")  # type: ignore[arg-type]
+
+
+class Facts:
+    """A deferred item that notes which thread built it, and can be held mid-build."""
+
+    def __init__(self, hold: threading.Event | None = None) -> None:
+        self.record = full_record()
+        self.built_by: str | None = None
+        self.hold = hold
+        self.building = threading.Event()
+
+    def build(self) -> Sequence[AuditRecord]:
+        self.built_by = threading.current_thread().name
+        self.building.set()
+        if self.hold is not None:
+            assert self.hold.wait(10)
+        return (self.record,)
+
+
+def _written_ids(sink: SlowSink) -> list[str]:
+    return sorted(i for _, ids in sink.written for i in ids)
+
+
+def test_a_full_batch_is_built_by_the_thread_that_filled_it_and_written_by_the_writer() -> None:
+    sink = SlowSink()
+    sink.release.set()
+    writer = BackgroundWriter(sink, batch_size=4, linger=60)
+    items = [Facts() for _ in range(4)]
+    for item in items[:3]:
+        writer.submit(item)
+    assert [i.built_by for i in items[:3]] == [None] * 3  # waiting for the batch to fill
+    writer.submit(items[3])
+    assert {i.built_by for i in items} == {threading.current_thread().name}
+    assert writer.flush(timeout=10)
+    assert [name for name, _ in sink.written] == ["auditwire-writer"]
+    assert _written_ids(sink) == sorted(i.record.id for i in items)
+    writer.close()
+
+
+def test_a_batch_that_does_not_fill_is_built_by_the_writer_once_it_has_waited() -> None:
+    sink = SlowSink()
+    sink.release.set()
+    writer = BackgroundWriter(sink, batch_size=100, linger=0.05)
+    items = [Facts() for _ in range(3)]
+    for item in items:
+        writer.submit(item)
+    deadline = time.monotonic() + 10
+    while len(_written_ids(sink)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _written_ids(sink) == sorted(i.record.id for i in items)  # no flush asked for it
+    assert {i.built_by for i in items} == {"auditwire-writer"}
+    writer.close()
+
+
+def test_flush_waits_for_a_batch_another_thread_is_still_building() -> None:
+    sink = SlowSink()
+    sink.release.set()
+    writer = BackgroundWriter(sink, batch_size=2, linger=60)
+    hold = threading.Event()
+    items = [Facts(hold), Facts()]
+
+    def submit_both() -> None:
+        for item in items:
+            writer.submit(item)
+
+    submitter = threading.Thread(target=submit_both)
+    submitter.start()
+    assert items[0].building.wait(10)  # the submitting thread is inside the batch's build
+    assert not writer.flush(timeout=0.3)
+    assert sink.written == []
+    hold.set()
+    assert writer.flush(timeout=10)
+    assert _written_ids(sink) == sorted(i.record.id for i in items)
+    submitter.join(10)
+    writer.close()
+
+
+class PreparingSink:
+    """Notes where encoding and the write itself ran."""
+
+    def __init__(self) -> None:
+        self.prepared_by: list[str] = []
+        self.written_by: list[str] = []
+        self.records: list[str] = []
+
+    def prepare(self, records: Sequence[AuditRecord]) -> Callable[[], None]:
+        self.prepared_by.append(threading.current_thread().name)
+        ids = [r.id for r in records]
+
+        def write() -> None:
+            self.written_by.append(threading.current_thread().name)
+            self.records.extend(ids)
+
+        return write
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        self.prepare(records)()
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_preparing_sink_encodes_in_the_building_thread_and_writes_in_the_writer() -> None:
+    sink = PreparingSink()
+    writer = BackgroundWriter(sink, batch_size=3, linger=60)
+    items = [Facts() for _ in range(3)]
+    for item in items:
+        writer.submit(item)
+    assert writer.flush(timeout=10)
+    assert sink.prepared_by == [threading.current_thread().name]
+    assert sink.written_by == ["auditwire-writer"]
+    assert sorted(sink.records) == sorted(i.record.id for i in items)
+    writer.close()
+
+
+def test_a_forked_child_writes_its_own_items_not_the_parent_s() -> None:
+    import warnings
+
+    sink = SlowSink()
+    sink.release.set()
+    writer = BackgroundWriter(sink, batch_size=100, linger=60)
+    parents = [Facts(), Facts()]
+    for item in parents:
+        writer.submit(item)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # forking a threaded process
+        pid = os.fork()
+        if pid == 0:  # the child: exit without running the test's teardown
+            code = 1
+            try:
+                child = Facts()
+                writer.submit(child)
+                if writer.flush(timeout=10) and _written_ids(sink) == [child.record.id]:
+                    code = 0
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert writer.flush(timeout=10)
+    assert _written_ids(sink) == sorted(i.record.id for i in parents)
+    writer.close()
