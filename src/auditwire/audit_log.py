@@ -261,7 +261,8 @@ class AuditLog:
 
     @property
     def writer(self) -> BackgroundWriter:
-        """The worker that builds and writes what :meth:`submit` hands over (started lazily)."""
+        """The hand-off that builds and writes what :meth:`submit` hands over (its thread is
+        started lazily)."""
         if self._writer is None:
             with self._writer_lock:
                 if self._writer is None:
@@ -269,8 +270,8 @@ class AuditLog:
         return self._writer
 
     def submit(self, item: AuditRecord | Deferred) -> None:
-        """Hand a record, or the raw facts of one, to the background writer without waiting
-        on the store. Middleware and log processors use this."""
+        """Hand a record, or the raw facts of one, to the hand-off without waiting on the
+        store (see :mod:`auditwire.handoff`). Middleware and log processors use this."""
         self.writer.submit(item)
 
     def flush(self, timeout: float | None = None) -> bool:

@@ -4,9 +4,10 @@ and how the raw facts of a request become an audit record.
 The split is by cost. On the request path the middleware only notes facts (references to the
 headers, the peer, the status, timings, the handler's :class:`~auditwire.context.AuditContext`)
 and hands them off. Everything that costs — decoding headers, walking forwarding chains,
-parsing the user agent, validating and rendering the record — runs in the writer's thread.
-Untrusted input is sanitised there to what a record accepts, so a malformed request still
-produces a record with what could be safely read.
+parsing the user agent, validating and rendering the record — runs when the hand-off builds a
+batch of records, after the response has gone out (see :mod:`auditwire.handoff`). Untrusted
+input is sanitised there to what a record accepts, so a malformed request still produces a
+record with what could be safely read.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def _environ_key(header: str) -> str:
 class RequestFacts(AuditContext):
     """The audit context of one request, with the raw facts the middleware noted cheaply; the
     costly reads are lazy and cached. One object per request: handlers reach it as their
-    :class:`~auditwire.context.AuditContext`, the writer builds the record from it."""
+    :class:`~auditwire.context.AuditContext`, the hand-off builds the record from it."""
 
     __slots__ = (
         "_address",
@@ -163,13 +164,13 @@ class RequestFacts(AuditContext):
         self.read_headers = read_headers
         self.peer = peer
         self.source = source  # the ASGI scope or WSGI environ, for resolvers and the route
-        # Only the monotonic clock here; the writer turns it into wall-clock time.
+        # Only the monotonic clock here; building turns it into wall-clock time.
         self.start_ns = time.perf_counter_ns()
         self.duration_ns = 0
         self.status: int | None = None
         self.error_type: str | None = None
         self.disconnected = False
-        self.span_context: Any = None  # OpenTelemetry's, formatted in the writer
+        self.span_context: Any = None  # OpenTelemetry's, formatted when built
         self._headers: dict[str, list[str]] | None = None
         self._address: ClientAddress | None = None
         self._request_id: str | None = None
@@ -180,8 +181,8 @@ class RequestFacts(AuditContext):
 
     def started(self) -> datetime:
         """When the request started, in UTC with millisecond precision: the monotonic start
-        shifted by the current offset between the clocks (read close to the request, in the
-        writer)."""
+        shifted by the current offset between the clocks (read close to the request, when its
+        batch is built)."""
         offset = time.time_ns() - time.perf_counter_ns()
         return datetime.fromtimestamp((self.start_ns + offset) // 1_000_000 / 1000, timezone.utc)
 
@@ -247,7 +248,7 @@ class RequestFacts(AuditContext):
         )
 
     def build(self) -> Sequence[AuditRecord]:
-        """The records of this request (run by the writer: see :meth:`Capture.build`)."""
+        """The records of this request (run by the hand-off: see :meth:`Capture.build`)."""
         return self.capture.build(self)
 
     def cookie(self, name: str) -> str | None:
@@ -408,7 +409,7 @@ class Capture:
         """Close the facts of a finished request and hand them off. Never raises: a failure
         here is logged, and the application's response is already on its way. Only the
         application's own hooks run here (they may rely on request-local state); the default
-        readers of the scope run in the writer."""
+        readers of the scope run when the batch is built."""
         try:
             facts.duration_ns = time.perf_counter_ns() - facts.start_ns
             if facts.skipped:
@@ -437,7 +438,7 @@ class Capture:
             logger.exception("auditwire: actor_resolver returned an invalid actor")
             return None
 
-    # -- in the writer's thread -------------------------------------------------------------
+    # -- when the hand-off builds a batch ----------------------------------------------------
 
     def build(self, facts: RequestFacts) -> list[AuditRecord]:
         """The records of a finished request: its own, and a new-device login when one is

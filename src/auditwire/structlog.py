@@ -4,7 +4,7 @@
     log.info("api_key.rotated", audit=True, target={"type": "api_key", "id": "key_1"})
 
 Events without the marker pass through untouched. A marked event becomes a record (handed to
-the writer, never waited on) and goes on to the other processors with ``audit_id`` added and
+the hand-off, never waited on) and goes on to the other processors with ``audit_id`` added and
 its secrets masked as in the record, so the ordinary log line points at the record without
 leaking; ``drop=True`` keeps audit events out of the ordinary log instead.
 
