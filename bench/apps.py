@@ -7,11 +7,15 @@
   status into a list: the floor any audit middleware has to pay;
 - ``auditwire`` — auditwire's middleware writing to a store that discards records (capture
   and record building are measured, storage is not);
+- ``auditwire+spool`` — the same with an Elasticsearch store, as in production: records are
+  also encoded as ECS documents and appended to the spool (under ``$AUDITWIRE_SPOOL``). The
+  cluster's address is unreachable, so nothing is sent: sending is ``bench/delivery.py``'s;
 - ``otel`` — OpenTelemetry's ASGI/WSGI middleware with an SDK tracer provider.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +30,9 @@ from auditwire import AuditLog, AuditRecord
 from auditwire.asgi import AuditMiddleware as AsgiAudit
 from auditwire.wsgi import AuditMiddleware as WsgiAudit
 
-VARIANTS = ("bare", "minimal", "auditwire", "otel")
+VARIANTS = ("bare", "minimal", "auditwire", "auditwire+spool", "otel")
+#: An address nothing listens on: the spooled variant's delivery worker only backs off.
+UNREACHABLE = "http://127.0.0.1:9"
 
 
 class CountingSink:
@@ -101,7 +107,11 @@ class MinimalWsgiAudit:
             self.events.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], status[0]))
 
 
-def audit_log() -> AuditLog:
+def audit_log(variant: str = "auditwire") -> AuditLog:
+    if variant == "auditwire+spool":
+        # Its worker's connection failures are expected here; keep them off the report.
+        logging.getLogger("auditwire").setLevel(logging.CRITICAL)
+        return AuditLog(UNREACHABLE)
     return AuditLog(CountingSink())
 
 
@@ -109,8 +119,8 @@ def asgi_app(variant: str) -> Any:
     app = starlette_app()
     if variant == "minimal":
         return MinimalAsgiAudit(app)
-    if variant == "auditwire":
-        return AsgiAudit(app, audit_log())
+    if variant.startswith("auditwire"):
+        return AsgiAudit(app, audit_log(variant))
     if variant == "otel":
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
         from opentelemetry.sdk.trace import TracerProvider
@@ -123,8 +133,8 @@ def wsgi_app(variant: str) -> Any:
     app = flask_app()
     if variant == "minimal":
         return MinimalWsgiAudit(app.wsgi_app)
-    if variant == "auditwire":
-        return WsgiAudit(app.wsgi_app, audit_log())
+    if variant.startswith("auditwire"):
+        return WsgiAudit(app.wsgi_app, audit_log(variant))
     if variant == "otel":
         from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
         from opentelemetry.sdk.trace import TracerProvider

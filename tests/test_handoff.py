@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -13,19 +13,34 @@ from tests.records import full_record
 
 
 class SlowSink:
-    """Blocks writes until released; records which thread wrote what."""
+    """Holds the writes of threads named ``held-*`` until released (a store stuck on its disk);
+    records which thread wrote what."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
         self.written: list[tuple[str, list[str]]] = []
+        self.entered = threading.Semaphore(0)
 
     def write(self, records: Sequence[AuditRecord]) -> None:
-        if threading.current_thread().name == "auditwire-writer":
+        if threading.current_thread().name.startswith("held"):
+            self.entered.release()
             self.release.wait(10)
         self.written.append((threading.current_thread().name, [r.id for r in records]))
 
     def close(self) -> None:
         pass
+
+
+def _stuck_writers(writer: BackgroundWriter, sink: SlowSink, count: int) -> list[threading.Thread]:
+    """``count`` threads, each stuck writing a batch of one record to the slow sink."""
+    threads = [
+        threading.Thread(target=writer.submit, args=(full_record(),), name=f"held-{n}")
+        for n in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+        assert sink.entered.acquire(timeout=10)
+    return threads
 
 
 class FailingSink:
@@ -36,21 +51,21 @@ class FailingSink:
         pass
 
 
-def test_a_full_queue_makes_the_caller_write_instead_of_dropping() -> None:
+def test_when_writers_are_stuck_the_caller_writes_instead_of_dropping() -> None:
     sink = SlowSink()
-    writer = BackgroundWriter(sink, max_pending=2, batch_size=1, linger=0)
-    records = [full_record() for _ in range(5)]
-    for record in records:
-        writer.submit(record)
+    writer = BackgroundWriter(sink, max_pending=2, batch_size=1)
+    held = _stuck_writers(writer, sink, 2)
+    mine = [full_record() for _ in range(3)]
+    for record in mine:
+        writer.submit(record)  # pending is at its bound: written here and now
     caller = threading.current_thread().name
-    by_caller = [ids for name, ids in sink.written if name == caller]
-    assert len(by_caller) >= 2  # the overflow, written synchronously
+    assert [ids for name, ids in sink.written if name == caller] == [[r.id] for r in mine]
     sink.release.set()
+    for thread in held:
+        thread.join(10)
     assert writer.flush(timeout=10)
-    written = sorted(i for _, ids in sink.written for i in ids)
-    assert written == sorted(r.id for r in records)
     stats = writer.stats()
-    assert (stats.written, stats.pending, stats.overflowed) == (5, 0, len(by_caller))
+    assert (stats.written, stats.pending, stats.overflowed) == (5, 0, 3)
     writer.close()
 
 
@@ -66,7 +81,6 @@ def test_failures_are_counted_and_logged_not_raised() -> None:
 
 def test_close_flushes_and_refuses_later_submissions() -> None:
     sink = SlowSink()
-    sink.release.set()
     writer = BackgroundWriter(sink)
     writer.submit(full_record())
     writer.close()
@@ -82,7 +96,6 @@ class Broken:
 
 def test_a_failing_build_loses_only_itself_and_the_worker_survives() -> None:
     sink = SlowSink()
-    sink.release.set()
     writer = BackgroundWriter(sink, linger=0)
     good = [full_record() for _ in range(3)]
     writer.submit(good[0])
@@ -108,56 +121,58 @@ def test_failures_are_all_counted_but_logged_sparingly(caplog: pytest.LogCapture
 
 def test_overflow_drop_counts_what_it_drops() -> None:
     sink = SlowSink()
-    writer = BackgroundWriter(sink, max_pending=2, batch_size=1, linger=0, overflow="drop")
-    records = [full_record() for _ in range(6)]
-    for record in records:
-        writer.submit(record)
+    writer = BackgroundWriter(sink, max_pending=2, batch_size=1, overflow="drop")
+    held = _stuck_writers(writer, sink, 2)
+    for _ in range(4):
+        writer.submit(full_record())
     caller = threading.current_thread().name
     assert not [ids for name, ids in sink.written if name == caller]  # the caller never writes
     sink.release.set()
+    for thread in held:
+        thread.join(10)
     assert writer.flush(timeout=10)
     stats = writer.stats()
-    assert stats.dropped >= 3
-    assert stats.written + stats.dropped == 6
+    assert (stats.written, stats.dropped, stats.submitted) == (2, 4, 6)
     writer.close()
 
 
 def test_overflow_block_waits_for_room_and_loses_nothing() -> None:
     sink = SlowSink()
-    writer = BackgroundWriter(sink, max_pending=2, batch_size=1, linger=0, overflow="block")
-    records = [full_record() for _ in range(6)]
-
-    def submit_all() -> None:
-        for record in records:
-            writer.submit(record)
-
-    submitter = threading.Thread(target=submit_all)
+    writer = BackgroundWriter(sink, max_pending=2, batch_size=1, overflow="block")
+    held = _stuck_writers(writer, sink, 2)
+    record = full_record()
+    submitter = threading.Thread(target=writer.submit, args=(record,))
     submitter.start()
     submitter.join(timeout=0.5)
-    assert submitter.is_alive()  # blocked on the full queue
+    assert submitter.is_alive()  # waiting for room
     sink.release.set()
     submitter.join(timeout=10)
     assert not submitter.is_alive()
+    for thread in held:
+        thread.join(10)
     assert writer.flush(timeout=10)
-    assert sorted(i for _, ids in sink.written for i in ids) == sorted(r.id for r in records)
-    assert all(name == "auditwire-writer" for name, _ in sink.written)
+    assert len(_written_ids(sink)) == 3 and record.id in _written_ids(sink)
     assert writer.stats().dropped == 0
     writer.close()
 
 
-def test_the_queue_is_used_again_once_an_overflow_is_over() -> None:
+def test_pending_is_back_to_zero_once_an_overflow_is_over() -> None:
     """Records the caller wrote itself are not counted as pending forever."""
     sink = SlowSink()
-    writer = BackgroundWriter(sink, max_pending=2, batch_size=1, linger=0)
-    for _ in range(10):
+    writer = BackgroundWriter(sink, max_pending=2, batch_size=1)
+    held = _stuck_writers(writer, sink, 2)
+    for _ in range(5):
         writer.submit(full_record())
     sink.release.set()
+    for thread in held:
+        thread.join(10)
     assert writer.flush(timeout=10)
+    assert writer.stats().pending == 0
     sink.written.clear()
-    for _ in range(2):
-        writer.submit(full_record())
-    assert writer.flush(timeout=10)
-    assert [name for name, _ in sink.written] == ["auditwire-writer"] * 2
+    writer.submit(full_record())
+    writer.submit(full_record())
+    assert [name for name, _ in sink.written] == [threading.current_thread().name] * 2
+    writer.close()
 
 
 def test_an_unknown_overflow_policy_is_refused_by_name() -> None:
@@ -186,25 +201,22 @@ def _written_ids(sink: SlowSink) -> list[str]:
     return sorted(i for _, ids in sink.written for i in ids)
 
 
-def test_a_full_batch_is_built_by_the_thread_that_filled_it_and_written_by_the_writer() -> None:
+def test_a_full_batch_is_built_and_written_by_the_thread_that_filled_it() -> None:
     sink = SlowSink()
-    sink.release.set()
     writer = BackgroundWriter(sink, batch_size=4, linger=60)
     items = [Facts() for _ in range(4)]
     for item in items[:3]:
         writer.submit(item)
     assert [i.built_by for i in items[:3]] == [None] * 3  # waiting for the batch to fill
     writer.submit(items[3])
-    assert {i.built_by for i in items} == {threading.current_thread().name}
-    assert writer.flush(timeout=10)
-    assert [name for name, _ in sink.written] == ["auditwire-writer"]
-    assert _written_ids(sink) == sorted(i.record.id for i in items)
+    caller = threading.current_thread().name
+    assert {i.built_by for i in items} == {caller}
+    assert sink.written == [(caller, [i.record.id for i in items])]
     writer.close()
 
 
 def test_a_batch_that_does_not_fill_is_built_by_the_writer_once_it_has_waited() -> None:
     sink = SlowSink()
-    sink.release.set()
     writer = BackgroundWriter(sink, batch_size=100, linger=0.05)
     items = [Facts() for _ in range(3)]
     for item in items:
@@ -219,7 +231,6 @@ def test_a_batch_that_does_not_fill_is_built_by_the_writer_once_it_has_waited() 
 
 def test_flush_waits_for_a_batch_another_thread_is_still_building() -> None:
     sink = SlowSink()
-    sink.release.set()
     writer = BackgroundWriter(sink, batch_size=2, linger=60)
     hold = threading.Event()
     items = [Facts(hold), Facts()]
@@ -240,49 +251,10 @@ def test_flush_waits_for_a_batch_another_thread_is_still_building() -> None:
     writer.close()
 
 
-class PreparingSink:
-    """Notes where encoding and the write itself ran."""
-
-    def __init__(self) -> None:
-        self.prepared_by: list[str] = []
-        self.written_by: list[str] = []
-        self.records: list[str] = []
-
-    def prepare(self, records: Sequence[AuditRecord]) -> Callable[[], None]:
-        self.prepared_by.append(threading.current_thread().name)
-        ids = [r.id for r in records]
-
-        def write() -> None:
-            self.written_by.append(threading.current_thread().name)
-            self.records.extend(ids)
-
-        return write
-
-    def write(self, records: Sequence[AuditRecord]) -> None:
-        self.prepare(records)()
-
-    def close(self) -> None:
-        pass
-
-
-def test_a_preparing_sink_encodes_in_the_building_thread_and_writes_in_the_writer() -> None:
-    sink = PreparingSink()
-    writer = BackgroundWriter(sink, batch_size=3, linger=60)
-    items = [Facts() for _ in range(3)]
-    for item in items:
-        writer.submit(item)
-    assert writer.flush(timeout=10)
-    assert sink.prepared_by == [threading.current_thread().name]
-    assert sink.written_by == ["auditwire-writer"]
-    assert sorted(sink.records) == sorted(i.record.id for i in items)
-    writer.close()
-
-
 def test_a_forked_child_writes_its_own_items_not_the_parent_s() -> None:
     import warnings
 
     sink = SlowSink()
-    sink.release.set()
     writer = BackgroundWriter(sink, batch_size=100, linger=60)
     parents = [Facts(), Facts()]
     for item in parents:

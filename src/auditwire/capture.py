@@ -248,8 +248,15 @@ class RequestFacts(AuditContext):
         )
 
     def build(self) -> Sequence[AuditRecord]:
-        """The records of this request (run by the hand-off: see :meth:`Capture.build`)."""
-        return self.capture.build(self)
+        """The records of this request (run by the hand-off: see :meth:`Capture.build`).
+
+        Then the scope (or environ) is let go: it holds these facts under ``SCOPE_KEY`` and
+        they hold it, a cycle only the garbage collector would free — with everything the
+        scope references, request after request."""
+        try:
+            return self.capture.build(self)
+        finally:
+            self.source = None
 
     def cookie(self, name: str) -> str | None:
         for line in self.headers().get("cookie", []):

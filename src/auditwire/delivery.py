@@ -21,14 +21,13 @@ dead process is replayed by the next one that starts.
 from __future__ import annotations
 
 import atexit
-import functools
 import json
 import logging
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -267,20 +266,12 @@ class Delivery:
 
     def write(self, records: Sequence[AuditRecord]) -> None:
         """Append records to the spool (all or none) and return; delivery follows."""
-        self.prepare(records)()
-
-    def prepare(self, records: Sequence[AuditRecord]) -> Callable[[], None]:
-        """Encode records now, in the calling thread; the returned call appends them to the
-        spool (see :class:`~auditwire.stores.base.Preparing`)."""
-        payloads = [self.destination.encode(record) for record in records]
-        return functools.partial(self._append, payloads)
-
-    def _append(self, payloads: list[bytes]) -> None:
         if self._closed:
             raise StoreError("this delivery pipeline is closed")
         self._ensure_running()
-        if not payloads:
+        if not records:
             return
+        payloads = [self.destination.encode(record) for record in records]
         self.spool.append(payloads)
         with self._lock:
             self._accepted += len(payloads)

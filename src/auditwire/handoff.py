@@ -1,25 +1,29 @@
 """The hand-off between capture and storage.
 
 Middleware and log processors must not wait on a store. On the request path they add the raw
-facts of a request to a pending batch (under a lock held for a list append). Records are built
-in batches, by whoever fills one:
+facts of a request to a pending batch (a list append under a lock). Records are built and
+written in batches, by whoever completes one:
 
-- under load, the thread that submits the batch's last item builds the batch right there —
-  after its own response went out — and hands the finished write to the writer thread. Building
-  a run of records back to back keeps the interpreter's caches warm, and no other thread has to
-  take the GIL from the request threads to do it: measured under uvicorn, building in a
-  background thread cost several times the CPU of building the same records in batches in the
-  request's thread, most of it in GIL hand-overs between the two;
-- when traffic is light, the writer thread builds what has waited ``linger`` seconds.
+- under load, the thread that submits a batch's last item (or an item arriving when the
+  batch's first has waited ``linger``) builds and writes the batch right there — after its
+  own response went out. For a remote store the write is an append to the local spool, never
+  a network call;
+- when traffic stops, the writer thread builds and writes what has waited ``linger``.
 
-Sinks that can (:class:`~auditwire.stores.base.Preparing`, such as the delivery pipeline) also
-encode in the building thread; the writer thread only does what waits on a disk or a store.
+Why the request's thread and not a background one, measured under uvicorn: a Python thread
+that wants the GIL while the event loop makes system calls is woken by every one of them and
+loses the race for it again and again; one such wake-up of the writer cost milliseconds of
+CPU, and a writer that built or wrote every batch cost more than the records themselves.
+Building a run of records back to back in the thread that already holds the GIL also keeps
+the interpreter's caches warm. So under load the writer thread stays asleep (it looks every
+``busy_poll`` seconds whether traffic stopped); when the application is quiet it sleeps until
+the next item.
 
-Pending items are bounded. What happens when ``max_pending`` are waiting is the ``overflow``
-policy: ``"spool"`` (the default) has the caller build and write its own records — slower for
-that request, but nothing is lost, and with a remote store the write is an append to the local
-spool, never a network call; ``"block"`` makes the caller wait for room; ``"drop"`` drops the
-item and counts it.
+Pending items are bounded: the items of the open batch and of batches being built and
+written. ``max_pending`` is reached only when many threads are stuck writing to a slow store;
+then the ``overflow`` policy decides: ``"spool"`` (the default) has the caller build and write
+its own record at once, ``"block"`` makes the caller wait for room, ``"drop"`` drops the item
+and counts it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import atexit
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -36,7 +40,6 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from auditwire._fork import renew_in_child
 from auditwire.failures import FailureLog
 from auditwire.record import AuditRecord
-from auditwire.stores.base import Preparing
 
 if TYPE_CHECKING:
     from auditwire.stores.base import Sink
@@ -44,35 +47,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger("auditwire")
 Overflow = Literal["spool", "block", "drop"]
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("spool", "block", "drop")
+#: How often the writer looks for a stopped burst's leftovers while callers are busy writing.
+BUSY_POLL = 2.0
+
+_STOP = object()
+_WAKE = object()  # the first item after a quiet spell: the writer stops sleeping
 
 
 class Deferred(Protocol):
     """Raw facts that become records when a batch of them is built."""
 
     def build(self) -> Sequence[AuditRecord]: ...
-
-
-class _Marker:
-    """Put on the queue by :meth:`BackgroundWriter.flush`; set once what was before it is
-    written."""
-
-    __slots__ = ("done",)
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-
-
-@dataclass(slots=True)
-class _Ready:
-    """A built batch: the write the writer thread performs, and what it accounts for."""
-
-    write: Callable[[], None]
-    items: int
-    records: int
-
-
-_STOP = object()
-_WAKE = object()  # items are pending: the writer starts its linger
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +76,7 @@ class WriterStats:
 
 
 class BackgroundWriter:
-    """Builds submitted items into records in batches and writes them from a worker thread."""
+    """Builds submitted items into records and writes them, in batches (see the module)."""
 
     def __init__(
         self,
@@ -101,6 +86,7 @@ class BackgroundWriter:
         batch_size: int = 64,
         linger: float = 0.05,
         overflow: Overflow = "spool",
+        busy_poll: float = BUSY_POLL,
     ) -> None:
         if max_pending < 1 or batch_size < 1:
             raise ValueError("max_pending and batch_size must be positive")
@@ -113,19 +99,21 @@ class BackgroundWriter:
         self.max_pending = max_pending
         self.batch_size = batch_size
         self.linger = linger
-        self._queue: SimpleQueue[object] = SimpleQueue()
+        self.busy_poll = busy_poll
+        self._queue: SimpleQueue[object] = SimpleQueue()  # wakes the writer
+        self._sleeping = True  # the writer waits for a wake-up, not a timeout
         self._items: list[object] = []  # submitted, not yet taken into a batch
         self._items_since = 0.0  # when the first of them was submitted
-        self._building: set[int] = set()  # tickets of batches taken and not yet queued
+        self._building: set[int] = set()  # tickets of batches taken and not yet written
         self._tickets = 0
-        self._accepted = 0  # items taken (pending, or written by their caller)
+        self._accepted = 0  # items taken (pending, or written by their caller on overflow)
         self._done = 0  # items whose batch was written (or failed)
         self._written = 0
         self._overflowed = 0
         self._dropped = 0
         self._failures = FailureLog()
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)  # batches finished or handed over
+        self._changed = threading.Condition(self._lock)  # batches finished
         self._thread: threading.Thread | None = None
         self._closed = False
         atexit.register(self.close)
@@ -138,6 +126,7 @@ class BackgroundWriter:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._queue = SimpleQueue()
+        self._sleeping = True
         self._items = []
         self._building = set()
         self._accepted = self._done = self._overflowed = 0
@@ -146,8 +135,8 @@ class BackgroundWriter:
     # -- submitting ---------------------------------------------------------------------------
 
     def submit(self, item: AuditRecord | Deferred) -> None:
-        """Add an item to the pending batch; build the batch here when this item fills it.
-        When ``max_pending`` items wait, the overflow policy decides."""
+        """Add an item to the open batch; build and write the batch here when this item
+        completes it. When ``max_pending`` items are pending, the overflow policy decides."""
         if self._closed:
             raise RuntimeError("the audit writer is closed")
         if self._thread is None:
@@ -158,9 +147,14 @@ class BackgroundWriter:
                 self._accepted += 1
                 items = self._items
                 items.append(item)
-                if len(items) < self.batch_size:
-                    if len(items) == 1:
-                        self._items_since = time.monotonic()
+                now = time.monotonic()
+                if len(items) == 1:
+                    self._items_since = now
+                if len(items) < self.batch_size and (
+                    len(items) == 1 or now - self._items_since < self.linger
+                ):
+                    if self._sleeping:  # someone must build these if no more come
+                        self._sleeping = False
                         self._queue.put(_WAKE)
                     return
                 batch, ticket = self._take()
@@ -171,7 +165,7 @@ class BackgroundWriter:
                     self._dropped += 1
                     return
         if not full:
-            self._build(batch, ticket)
+            self._process(batch, ticket)
         elif self.overflow == "spool":
             self._write(self._records([item]))
         else:
@@ -183,7 +177,7 @@ class BackgroundWriter:
         return self._accepted - self._overflowed - self._done >= self.max_pending
 
     def _take(self) -> tuple[list[object], int]:
-        """Take the pending items as a batch, with the ticket flushes wait on (lock held)."""
+        """Take the open batch, with the ticket flushes wait on (lock held)."""
         batch, self._items = self._items, []
         self._tickets += 1
         self._building.add(self._tickets)
@@ -203,28 +197,15 @@ class BackgroundWriter:
                 self._failures.note(f"building a record failed: {exc!r}")
         return records
 
-    def _build(self, batch: list[object], ticket: int) -> None:
-        """Build a batch (and encode it, for a sink that prepares) and queue its write."""
+    def _process(self, batch: list[object], ticket: int) -> None:
+        """Build and write a batch; never raises (the caller's response is already out)."""
         try:
-            records = self._records(batch)
-            write = self._prepare(records)
-            self._queue.put(_Ready(write, len(batch), len(records)))
-        except Exception as exc:  # never into the caller: its response is already out
-            self._failures.note(f"preparing {len(batch)} record(s) failed: {exc!r}")
-            with self._lock:
-                self._done += len(batch)
+            self._write(self._records(batch))
         finally:
             with self._changed:
                 self._building.discard(ticket)
+                self._done += len(batch)
                 self._changed.notify_all()
-
-    def _prepare(self, records: list[AuditRecord]) -> Callable[[], None]:
-        sink = self.sink
-        if not records:
-            return _nothing
-        if isinstance(sink, Preparing):
-            return sink.prepare(records)
-        return lambda: sink.write(records)
 
     def _write(self, records: Sequence[AuditRecord]) -> None:
         if not records:
@@ -247,74 +228,52 @@ class BackgroundWriter:
             self._thread.start()
 
     def _run(self) -> None:
-        deadline: float | None = None  # when the oldest pending item has waited ``linger``
+        timeout: float | None = None
+        tickets = self._tickets
         while True:
             try:
-                timeout = 0.5 if deadline is None else max(0.0, deadline - time.monotonic())
                 try:
                     message = self._queue.get(timeout=timeout)
                 except Empty:
                     message = None
                 if message is _STOP:
                     return
-                if isinstance(message, _Ready):
-                    self._finish(message)
-                elif isinstance(message, _Marker):
-                    message.done.set()
-                if message is _WAKE or (deadline is not None and time.monotonic() >= deadline):
-                    deadline = self._build_leftovers()
+                with self._lock:
+                    busy = self._tickets != tickets  # callers completed batches meanwhile
+                    tickets = self._tickets
+                    due = self._items_since + self.linger
+                    taken = None
+                    if self._items and time.monotonic() >= due:
+                        taken = self._take()
+                    elif not self._items:
+                        self._sleeping = True
+                    timeout = None if self._sleeping else self.busy_poll if busy else due
+                if timeout is not None and not busy:
+                    timeout = max(0.0, timeout - time.monotonic())
+                if taken is not None:
+                    self._process(*taken)
+                    tickets += 1
             except Exception:  # the worker must outlive any bug, or records would pile up
                 logger.exception("auditwire: the audit writer hit an unexpected error")
-
-    def _build_leftovers(self) -> float | None:
-        """Build what has waited ``linger`` for a batch to fill; else say when it will have."""
-        with self._lock:
-            if not self._items:
-                return None
-            due = self._items_since + self.linger
-            if time.monotonic() < due:
-                return due
-            batch, ticket = self._take()
-        self._build(batch, ticket)
-        return None
-
-    def _finish(self, ready: _Ready) -> None:
-        try:
-            ready.write()
-        except Exception as exc:
-            self._failures.note(f"writing {ready.records} record(s) failed: {exc!r}")
-        else:
-            with self._lock:
-                self._written += ready.records
-        with self._changed:
-            self._done += ready.items
-            self._changed.notify_all()
 
     # -- waiting and closing ----------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted before the call is written; ``False`` on timeout.
 
-        The pending items are built now; batches other threads are building are waited for;
-        then a marker goes through the queue behind their writes (the queue is FIFO), so the
-        answer is exact whatever other threads submit meanwhile.
+        The open batch is built and written here; batches other threads took before are
+        waited for — so the answer is exact whatever other threads submit meanwhile.
         """
-        if self._thread is None or not self._thread.is_alive():
-            return True
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             earlier = set(self._building)
             taken = self._take() if self._items else None
         if taken is not None:
-            self._build(*taken)
+            self._process(*taken)
         with self._changed:
-            if not self._changed.wait_for(
+            return self._changed.wait_for(
                 lambda: earlier.isdisjoint(self._building), _left(deadline)
-            ):
-                return False
-        marker = _Marker()
-        self._queue.put(marker)
-        return marker.done.wait(_left(deadline))
+            )
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Flush, then stop the worker. Safe to call twice."""
@@ -340,10 +299,6 @@ class BackgroundWriter:
                 failed=self._failures.count,
                 last_error=self._failures.last_error,
             )
-
-
-def _nothing() -> None:
-    pass
 
 
 def _left(deadline: float | None) -> float | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -18,17 +18,6 @@ class Sink(Protocol):
     def write(self, records: Sequence[AuditRecord]) -> None: ...
 
     def close(self) -> None: ...
-
-
-@runtime_checkable
-class Preparing(Protocol):
-    """A sink whose writing starts with CPU work (encoding) that any thread can do.
-
-    ``prepare(records)`` does that work in the calling thread — the one that built the records
-    — and returns the rest of the write (what waits on a disk or a store), for the writer
-    thread. ``write(records)`` stays the same as ``prepare(records)()``."""
-
-    def prepare(self, records: Sequence[AuditRecord]) -> Callable[[], None]: ...
 
 
 @runtime_checkable
