@@ -90,31 +90,29 @@ def to_ecs(record: AuditRecord, catalog: EventCatalog | None = None) -> dict[str
     if ip is not None:
         doc["source"] = {"ip": ip}
         doc["client"] = {"ip": ip}
-    user_agent: dict[str, Any] = (
-        {} if record.user_agent is None else {"original": record.user_agent}
+    user_agent = _pruned(
+        {"original": record.user_agent}
+        if device is None
+        else {
+            "original": record.user_agent,
+            "name": device.browser,
+            "version": device.browser_version,
+            "os": _pruned({"name": device.os, "version": device.os_version}),
+            "device": _pruned({"name": device.device}),
+        }
     )
-    if device is not None:
-        if device.browser is not None:
-            user_agent["name"] = device.browser
-        if device.browser_version is not None:
-            user_agent["version"] = device.browser_version
-        os = _pruned({"name": device.os, "version": device.os_version})
-        if os is not None:
-            user_agent["os"] = os
-        if device.device is not None:
-            user_agent["device"] = {"name": device.device}
-    if user_agent:
+    if user_agent is not None:
         doc["user_agent"] = user_agent
     if device is not None and device.id is not None:
         doc["device"] = {"id": device.id}
     if request is not None:
-        http: dict[str, Any] = {}
-        http_request = _pruned({"id": request.id, "method": request.method})
-        if http_request is not None:
-            http["request"] = http_request
-        if request.status is not None:
-            http["response"] = {"status_code": request.status}
-        if http:
+        http = _pruned(
+            {
+                "request": _pruned({"id": request.id, "method": request.method}),
+                "response": _pruned({"status_code": request.status}),
+            }
+        )
+        if http is not None:
             doc["http"] = http
         if request.path is not None:
             doc["url"] = {"path": request.path}
