@@ -72,3 +72,6 @@ class UserAgentParser:
             return None if info == DeviceInfo() else info
 
         self.parse = parse
+        # ua-parser compiles its rules on the first parse (a few hundred milliseconds): pay
+        # that now, at start-up, not in the batch of the first request.
+        ua_parse("Mozilla/5.0")
