@@ -10,6 +10,9 @@
 - ``auditwire+spool`` — the same with an Elasticsearch store, as in production: records are
   also encoded as ECS documents and appended to the spool (under ``$AUDITWIRE_SPOOL``). The
   cluster's address is unreachable, so nothing is sent: sending is ``bench/delivery.py``'s;
+- ``auditwire+es`` and ``auditwire+es-async`` (under uvicorn, with a cluster at
+  ``$BENCH_ES_URL``) — records delivered to it, by the delivery thread and by
+  :class:`~auditwire.aio.AsyncDelivery` on the server's event loop;
 - ``otel`` — OpenTelemetry's ASGI/WSGI middleware with an SDK tracer provider.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -31,6 +35,7 @@ from auditwire.asgi import AuditMiddleware as AsgiAudit
 from auditwire.wsgi import AuditMiddleware as WsgiAudit
 
 VARIANTS = ("bare", "minimal", "auditwire", "auditwire+spool", "otel")
+CLUSTER_VARIANTS = ("auditwire+es", "auditwire+es-async")
 #: An address nothing listens on: the spooled variant's delivery worker only backs off.
 UNREACHABLE = "http://127.0.0.1:9"
 
@@ -112,6 +117,18 @@ def audit_log(variant: str = "auditwire") -> AuditLog:
         # Its worker's connection failures are expected here; keep them off the report.
         logging.getLogger("auditwire").setLevel(logging.CRITICAL)
         return AuditLog(UNREACHABLE)
+    if variant == "auditwire+es":
+        return AuditLog(os.environ["BENCH_ES_URL"])
+    if variant == "auditwire+es-async":
+        from elasticsearch import AsyncElasticsearch
+
+        from auditwire.aio import AsyncDelivery
+        from auditwire.stores.elasticsearch import ElasticsearchStore
+
+        url = os.environ["BENCH_ES_URL"]
+        store = ElasticsearchStore(url, prefix="auditwire-async")
+        spool = Path(os.environ["AUDITWIRE_SPOOL"]) / f"async-{os.getpid()}"
+        return AuditLog(AsyncDelivery(store, spool, client=AsyncElasticsearch(url)))
     return AuditLog(CountingSink())
 
 
@@ -144,6 +161,8 @@ def wsgi_app(variant: str) -> Any:
 
 
 #: For the server runs (``uvicorn bench.apps:app``, ``gunicorn bench.apps:wsgi``), with
-#: ``VARIANT`` set.
-app = asgi_app(os.environ.get("VARIANT", "bare"))
-wsgi = wsgi_app(os.environ.get("VARIANT", "bare"))
+#: ``VARIANT`` and ``BENCH_SERVER`` set: only the server's own app is made (each audit log
+#: starts its own threads).
+_SERVER = os.environ.get("BENCH_SERVER")
+app: Any = asgi_app(os.environ.get("VARIANT", "bare")) if _SERVER == "uvicorn" else None
+wsgi: Any = wsgi_app(os.environ.get("VARIANT", "bare")) if _SERVER == "gunicorn" else None

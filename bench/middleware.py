@@ -1,6 +1,6 @@
 """Per-request cost of auditwire's middleware against references, measured in one run.
 
-    python bench/middleware.py [--rounds 15] [--requests 2000] [--pipeline 2000]
+    python bench/middleware.py [--rounds 15] [--requests 2000] [--pipeline 2000] [--cluster [URL]]
 
 Three settings, each over the variants of ``bench/apps.py`` (bare, minimal audit middleware,
 auditwire, OpenTelemetry):
@@ -11,6 +11,9 @@ auditwire, OpenTelemetry):
    client's own cost is a single write and read per batch and the time per request is the
    server's.
 3. WSGI in-process: a minimal Flask app called with a WSGI environ.
+
+With ``--cluster``, two more variants run under uvicorn, delivering to Elasticsearch (the test
+engine, started here, or ``URL``) with the delivery thread and with ``AsyncDelivery``.
 
 Variants run interleaved round by round (machines here are noisy); the report shows medians
 and overheads over ``bare``. Two measures each:
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import io
 import os
@@ -42,7 +46,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.apps import VARIANTS, asgi_app, wsgi_app  # noqa: E402
+from tests.support.engine import cluster  # noqa: E402
+
+from bench.apps import CLUSTER_VARIANTS, VARIANTS, asgi_app, wsgi_app  # noqa: E402
 
 HEADERS = [
     (b"host", b"bench"),
@@ -122,7 +128,7 @@ def _free_port() -> int:
 SERVERS = {
     "uvicorn": [
         "-m", "uvicorn", "bench.apps:app", "--port", "{port}", "--log-level", "warning",
-        "--no-access-log", "--lifespan", "off",
+        "--no-access-log", "--lifespan", "on",
     ],
     # One worker process with one thread: the per-request cost, not parallelism.
     "gunicorn": [
@@ -138,7 +144,7 @@ class Server:
 
     def __init__(self, kind: str, variant: str) -> None:
         self.port = _free_port()
-        env = {**os.environ, "VARIANT": variant, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "VARIANT": variant, "BENCH_SERVER": kind, "PYTHONPATH": str(ROOT)}
         arguments = [a.format(port=self.port) for a in SERVERS[kind]]
         self.process = subprocess.Popen([sys.executable, *arguments], env=env, cwd=ROOT)
         deadline = time.monotonic() + 30
@@ -198,8 +204,8 @@ class Server:
         return elapsed, (self.settled_cpu() - cpu) / requests
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        self.process.terminate()  # lifespan shutdown flushes, for a while if nothing delivers
+        self.process.wait(timeout=60)
 
 
 Sample = tuple[float, float]
@@ -234,17 +240,29 @@ def report(name: str, results: dict[str, list[Sample]], *, second: str = "CPU µ
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="auditwire-bench-") as spool:
-        os.environ["AUDITWIRE_SPOOL"] = spool  # the spooled variant's, servers' included
-        run()
-
-
-def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--requests", type=int, default=2000, help="per in-process round")
     parser.add_argument("--pipeline", type=int, default=2000, help="per uvicorn round")
+    parser.add_argument(
+        "--cluster",
+        nargs="?",
+        const="start",
+        help="also deliver to Elasticsearch under uvicorn: the test engine, started here, or URL",
+    )
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        # The spooled variants' spools, servers' included.
+        os.environ["AUDITWIRE_SPOOL"] = stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="auditwire-bench-")
+        )
+        if args.cluster:
+            url = None if args.cluster == "start" else args.cluster
+            os.environ["BENCH_ES_URL"] = stack.enter_context(cluster(url))
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     lines = [f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.rounds} rounds"]
 
     apps = {v: asgi_app(v) for v in VARIANTS}
@@ -258,7 +276,8 @@ def run() -> None:
         ("uvicorn", "ASGI under uvicorn (Starlette, pipelined keep-alive)"),
         ("gunicorn", "WSGI under gunicorn (Flask, gthread, pipelined keep-alive)"),
     ):
-        servers = {v: Server(kind, v) for v in VARIANTS}
+        variants = VARIANTS + (CLUSTER_VARIANTS if kind == "uvicorn" and args.cluster else ())
+        servers = {v: Server(kind, v) for v in variants}
         try:
             served = measure(
                 args.rounds,
