@@ -508,15 +508,22 @@ class Capture:
         return metadata
 
     def _record(self, facts: RequestFacts) -> AuditRecord:
-        if facts.route is None:
-            facts.route = _route_template(facts.source)
-        action = facts.action or self.actions.get((facts.method, facts.route or ""))
+        # Runs for every request: reads stay inline rather than through facts' properties.
+        route = facts.route
+        if route is None:
+            route = facts.route = _route_template(facts.source)
+        action = facts.action
+        if action is None and self.actions:
+            action = self.actions.get((facts.method, route or ""))
         if action is None:
             action = DENIED_ACTION if facts.status in (401, 403) else DEFAULT_ACTION
-        user_agent = facts.user_agent
-        device = self.user_agents.parse(user_agent) if self.user_agents and user_agent else None
+        agents = facts.headers().get("user-agent")
+        user_agent = sanitize(agents[0]) if agents else None
+        parser = self.user_agents
+        device = parser.parse(user_agent) if parser is not None and user_agent else None
         if facts.device_id is not None:
             device = replace(device or DeviceInfo(), id=facts.device_id)
+        span = facts.span_context
         return self.audit_log.build_captured(
             action,
             actor=facts.actor or scope_user(facts.source) or ANONYMOUS,
@@ -529,7 +536,7 @@ class Capture:
             tenant=facts.tenant or self._path_tenant(facts.source),
             timestamp=facts.started(),
             request=self._request_info(facts),
-            trace=trace_info(facts.span_context),
+            trace=None if span is None else trace_info(span),
             device=device,
         )
 

@@ -63,12 +63,14 @@ class EventDefinition:
     description: str = ""
     sensitive: bool = False
     variables: tuple[str, ...] = field(init=False)
+    _parts: tuple[str | _Variable, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "variables", tuple(_VARIABLE.findall(self.template)))
+        object.__setattr__(self, "_parts", _compile(self.template))
 
     def render(self, record: AuditRecord) -> str:
-        return render_template(self.template, record)
+        return _render(self._parts, record)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,12 +149,19 @@ def _scalar(value: Any) -> bool:
 
 def render_template(template: str, record: AuditRecord) -> str:
     """Fill ``{{variables}}`` from the record; see the module docstring for the lookup order
-    (metadata first for every candidate path, then the record). Runs for every record."""
+    (metadata first for every candidate path, then the record)."""
+    return _render(_compile(template), record)
+
+
+def _render(parts: tuple[str | _Variable, ...], record: AuditRecord) -> str:
+    """A compiled template filled from a record: runs for every record, so it is written for
+    speed."""
     out: list[str] = []
+    append = out.append
     metadata = record.metadata
-    for part in _compile(template):
+    for part in parts:
         if isinstance(part, str):
-            out.append(part)
+            append(part)
             continue
         paths, fields, masked = part
         found: Any = None
@@ -169,8 +178,11 @@ def render_template(template: str, record: AuditRecord) -> str:
                 if value is not None and value != "" and isinstance(value, (str, int, float)):
                     found = value
                     break
-        text = MISSING if found is None else str(found)
-        out.append(mask_secret(text) if masked and found is not None else text)
+        if found is None:
+            append(MISSING)
+            continue
+        text = found if type(found) is str else str(found)
+        append(mask_secret(text) if masked else text)
     return "".join(out)
 
 
