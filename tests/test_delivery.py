@@ -324,3 +324,32 @@ def test_a_lock_held_at_fork_time_does_not_hang_the_child(tmp_path: Path) -> Non
         os.waitpid(pid, 0)
         pytest.fail("the forked child hung on a lock held at fork time")
     log.close()
+
+
+async def test_lifespan_shutdown_does_not_wait_out_a_failing_cluster(tmp_path: Path) -> None:
+    """A server stopping while the cluster is down stops at once; the records it captured are
+    in the spool for the next start."""
+    unreachable = ElasticsearchStore("http://127.0.0.1:9")
+    log = AuditLog(Delivery(unreachable, Spool(tmp_path), backoff=FAST_RETRY))
+    app = AuditMiddleware(Starlette(), log)
+    incoming: Iterator[dict[str, object]] = iter(
+        [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    )
+    sent: list[str] = []
+
+    async def receive() -> dict[str, object]:
+        return next(incoming)
+
+    async def send(message: object) -> None:
+        sent.append(message["type"])  # type: ignore[index]
+
+    for n in range(3):
+        log.submit(log.build("login", actor=Actor(id=f"u{n}")))
+    started = time.monotonic()
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    assert time.monotonic() - started < 5  # the flush gives up; it would wait 10 s otherwise
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    log.close()
+    (orphan,) = Spool(tmp_path).orphans()
+    assert len(orphan.read(orphan.acked, 10_000, 10**9)) == 3
+    orphan.close()

@@ -10,6 +10,7 @@ recorded as well, not lost.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -101,8 +102,10 @@ class AuditMiddleware:
                 if isinstance(self.audit_log.sink, AsyncDelivery):
                     await self.audit_log.sink.start()  # delivery runs as a task on this loop
             if message["type"] == "lifespan.shutdown.complete":
-                # Off the event loop: flushing waits on the writer thread.
-                await asyncio.get_running_loop().run_in_executor(None, self.audit_log.flush, 10.0)
+                # Off the event loop: flushing waits for delivery (not while the store is
+                # failing: the records are safe in the spool, and the server wants to stop).
+                flush = functools.partial(self.audit_log.flush, 10.0, during_outage=False)
+                await asyncio.get_running_loop().run_in_executor(None, flush)
             await send(message)
 
         return lifespan_send

@@ -274,14 +274,18 @@ class AuditLog:
         store (see :mod:`auditwire.handoff`). Middleware and log processors use this."""
         self.writer.submit(item)
 
-    def flush(self, timeout: float | None = None) -> bool:
+    def flush(self, timeout: float | None = None, *, during_outage: bool = True) -> bool:
         """Wait until everything submitted or recorded before the call is in the store
-        (delivered, for a remote one); ``False`` on timeout."""
+        (delivered, for a remote one); ``False`` on timeout. ``during_outage=False`` stops
+        waiting for delivery at once while the store is failing: what was recorded is then
+        safe in the spool, and the wait could only run out the timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._writer is not None and not self._writer.flush(timeout):
             return False
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if isinstance(self.sink, (Delivery, FanOut)):
+            return self.sink.flush(left, during_outage=during_outage)
         if isinstance(self.sink, Flushable):
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             return self.sink.flush(left)
         return True
 

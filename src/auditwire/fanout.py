@@ -63,12 +63,15 @@ class FanOut:
                 + "; ".join(failed)
             )
 
-    def flush(self, timeout: float | None = None) -> bool:
+    def flush(self, timeout: float | None = None, *, during_outage: bool = True) -> bool:
+        """Flush every sink that can be (``during_outage``: see :meth:`Delivery.flush`)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         done = True
         for sink in self.sinks:
-            if isinstance(sink, Flushable):
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if isinstance(sink, Delivery):
+                done = sink.flush(left, during_outage=during_outage) and done
+            elif isinstance(sink, Flushable):
                 done = sink.flush(left) and done
         return done
 
