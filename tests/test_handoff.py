@@ -43,6 +43,14 @@ def _stuck_writers(writer: BackgroundWriter, sink: SlowSink, count: int) -> list
     return threads
 
 
+def _unstick(writer: BackgroundWriter, sink: SlowSink, held: list[threading.Thread]) -> None:
+    """Let the stuck writers finish, and wait until everything is written."""
+    sink.release.set()
+    for thread in held:
+        thread.join(10)
+    assert writer.flush(timeout=10)
+
+
 class FailingSink:
     def write(self, records: Sequence[AuditRecord]) -> None:
         raise OSError("disk full")
@@ -60,10 +68,7 @@ def test_when_writers_are_stuck_the_caller_writes_instead_of_dropping() -> None:
         writer.submit(record)  # pending is at its bound: written here and now
     caller = threading.current_thread().name
     assert [ids for name, ids in sink.written if name == caller] == [[r.id] for r in mine]
-    sink.release.set()
-    for thread in held:
-        thread.join(10)
-    assert writer.flush(timeout=10)
+    _unstick(writer, sink, held)
     stats = writer.stats()
     assert (stats.written, stats.pending, stats.overflowed) == (5, 0, 3)
     writer.close()
@@ -127,10 +132,7 @@ def test_overflow_drop_counts_what_it_drops() -> None:
         writer.submit(full_record())
     caller = threading.current_thread().name
     assert not [ids for name, ids in sink.written if name == caller]  # the caller never writes
-    sink.release.set()
-    for thread in held:
-        thread.join(10)
-    assert writer.flush(timeout=10)
+    _unstick(writer, sink, held)
     stats = writer.stats()
     assert (stats.written, stats.dropped, stats.submitted) == (2, 4, 6)
     writer.close()
@@ -163,10 +165,7 @@ def test_pending_is_back_to_zero_once_an_overflow_is_over() -> None:
     held = _stuck_writers(writer, sink, 2)
     for _ in range(5):
         writer.submit(full_record())
-    sink.release.set()
-    for thread in held:
-        thread.join(10)
-    assert writer.flush(timeout=10)
+    _unstick(writer, sink, held)
     assert writer.stats().pending == 0
     sink.written.clear()
     writer.submit(full_record())

@@ -3,7 +3,7 @@
 :class:`AsyncDelivery` makes every decision :class:`~auditwire.delivery.Delivery` makes — it
 runs the same plan — but sends with ``AsyncElasticsearch`` and waits with the loop, so an
 asyncio application needs no delivery thread. Writing stays what it is everywhere: an append
-to the local spool, from any thread (the capture hand-off's writer thread included).
+to the local spool, from any thread (the capture hand-off's included).
 
 Start it on the loop (:class:`~auditwire.asgi.AuditMiddleware` does at lifespan start-up)::
 

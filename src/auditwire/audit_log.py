@@ -282,11 +282,9 @@ class AuditLog:
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._writer is not None and not self._writer.flush(timeout):
             return False
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if isinstance(self.sink, (Delivery, FanOut)):
-            return self.sink.flush(left, during_outage=during_outage)
         if isinstance(self.sink, Flushable):
-            return self.sink.flush(left)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return self.sink.flush(left, during_outage=during_outage)
         return True
 
     def stats(self) -> AuditStats:

@@ -508,7 +508,6 @@ class Capture:
         return metadata
 
     def _record(self, facts: RequestFacts) -> AuditRecord:
-        # Runs for every request: reads stay inline rather than through facts' properties.
         route = facts.route
         if route is None:
             route = facts.route = _route_template(facts.source)
@@ -517,8 +516,7 @@ class Capture:
             action = self.actions.get((facts.method, route or ""))
         if action is None:
             action = DENIED_ACTION if facts.status in (401, 403) else DEFAULT_ACTION
-        agents = facts.headers().get("user-agent")
-        user_agent = sanitize(agents[0]) if agents else None
+        user_agent = facts.user_agent
         parser = self.user_agents
         device = parser.parse(user_agent) if parser is not None and user_agent else None
         if facts.device_id is not None:

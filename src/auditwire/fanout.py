@@ -64,15 +64,13 @@ class FanOut:
             )
 
     def flush(self, timeout: float | None = None, *, during_outage: bool = True) -> bool:
-        """Flush every sink that can be (``during_outage``: see :meth:`Delivery.flush`)."""
+        """Flush every sink that can be (see :class:`~auditwire.stores.base.Flushable`)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         done = True
         for sink in self.sinks:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if isinstance(sink, Delivery):
+            if isinstance(sink, Flushable):
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 done = sink.flush(left, during_outage=during_outage) and done
-            elif isinstance(sink, Flushable):
-                done = sink.flush(left) and done
         return done
 
     def deliveries(self) -> list[Delivery]:

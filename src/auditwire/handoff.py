@@ -239,20 +239,18 @@ class BackgroundWriter:
                 if message is _STOP:
                     return
                 with self._lock:
+                    now = time.monotonic()
                     busy = self._tickets != tickets  # callers completed batches meanwhile
-                    tickets = self._tickets
                     due = self._items_since + self.linger
-                    taken = None
-                    if self._items and time.monotonic() >= due:
-                        taken = self._take()
-                    elif not self._items:
-                        self._sleeping = True
-                    timeout = None if self._sleeping else self.busy_poll if busy else due
-                if timeout is not None and not busy:
-                    timeout = max(0.0, timeout - time.monotonic())
+                    taken = self._take() if self._items and now >= due else None
+                    tickets = self._tickets
+                    if not self._items:
+                        self._sleeping = True  # until the next item wakes it
+                        timeout = None
+                    else:
+                        timeout = self.busy_poll if busy else max(0.0, due - now)
                 if taken is not None:
                     self._process(*taken)
-                    tickets += 1
             except Exception:  # the worker must outlive any bug, or records would pile up
                 logger.exception("auditwire: the audit writer hit an unexpected error")
 

@@ -104,7 +104,8 @@ class OpenTelemetryLogSink:
                 event_name=record.action,
             )
 
-    def flush(self, timeout: float | None = None) -> bool:
+    def flush(self, timeout: float | None = None, *, during_outage: bool = True) -> bool:
+        """The SDK's ``force_flush`` (its exporter reports no outage to give up on)."""
         force_flush = getattr(self._provider, "force_flush", None)
         if force_flush is None:
             return True

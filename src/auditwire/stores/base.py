@@ -22,9 +22,10 @@ class Sink(Protocol):
 
 @runtime_checkable
 class Flushable(Protocol):
-    """A sink that writes in the background and can be waited for."""
+    """A sink that writes in the background and can be waited for. ``during_outage=False``
+    asks it to stop waiting at once while its store is failing (what it holds is safe)."""
 
-    def flush(self, timeout: float | None = None) -> bool: ...
+    def flush(self, timeout: float | None = None, *, during_outage: bool = True) -> bool: ...
 
 
 @runtime_checkable
