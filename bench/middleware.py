@@ -3,7 +3,7 @@
     python bench/middleware.py [--rounds 15] [--requests 2000] [--pipeline 2000] [--cluster [URL]]
 
 Three settings, each over the variants of ``bench/apps.py`` (bare, minimal audit middleware,
-auditwire, OpenTelemetry):
+the floor of a Python-built record, auditwire, OpenTelemetry):
 
 1. ASGI in-process: a minimal Starlette app called directly with an ASGI scope, no server.
 2. ASGI under uvicorn and WSGI under gunicorn (gthread, one worker, one thread): one server
