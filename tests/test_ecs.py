@@ -42,6 +42,22 @@ def test_ecs_document_round_trips_losslessly(record: AuditRecord) -> None:
     assert from_ecs(to_ecs(record, CATALOG)) == record
 
 
+@given(records())
+def test_documents_carry_only_what_the_record_has(record: AuditRecord) -> None:
+    """No nulls and no empty objects (the metadata object aside): round trips would not see
+    them, but they would be indexed and shown."""
+
+    def walk(value: Any, path: str) -> None:
+        assert value is not None, path
+        assert value != [], path
+        if isinstance(value, dict) and path != "auditwire.metadata":
+            assert value, path
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else key)
+
+    walk(to_ecs(record, CATALOG), "")
+
+
 def test_document_fields_are_ecs_or_in_the_auditwire_namespace() -> None:
     record = full_record(action="user_created")
     doc = to_ecs(record, CATALOG)

@@ -120,6 +120,10 @@ def read_wsgi_headers(environ: Any, capture: Capture) -> dict[str, list[str]]:
     return headers
 
 
+#: The last start time made, by its millisecond (datetimes are immutable: records share them).
+_last_started: tuple[int, datetime] = (-1, datetime.min.replace(tzinfo=timezone.utc))
+
+
 def _environ_key(header: str) -> str:
     upper = header.upper().replace("-", "_")
     return upper if upper in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{upper}"
@@ -183,8 +187,13 @@ class RequestFacts(AuditContext):
         """When the request started, in UTC with millisecond precision: the monotonic start
         shifted by the current offset between the clocks (read close to the request, when its
         batch is built)."""
-        offset = time.time_ns() - time.perf_counter_ns()
-        return datetime.fromtimestamp((self.start_ns + offset) // 1_000_000 / 1000, timezone.utc)
+        global _last_started
+        ms = (self.start_ns + time.time_ns() - time.perf_counter_ns()) // 1_000_000
+        last_ms, moment = _last_started
+        if ms != last_ms:  # under load, requests mostly share their millisecond
+            moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
+            _last_started = (ms, moment)
+        return moment
 
     def headers(self) -> dict[str, list[str]]:
         """The request headers records are made from (``Capture.header_names``), not all."""

@@ -34,11 +34,16 @@ _ECS_OUTCOME = {"success": "success", "failure": "failure", "error": "failure"}
 _DEFAULT_CLASS = (("iam",), ("info",))
 
 
-def _pruned(data: dict[str, Any]) -> dict[str, Any] | None:
-    """``data`` without ``None`` values, or ``None`` when nothing is left: documents carry
-    only what the record has."""
-    out = {key: value for key, value in data.items() if value is not None}
-    return out or None
+def _person(who: Actor | Target) -> dict[str, Any]:
+    """``user.*`` of an actor or a targeted user: only the fields it has."""
+    out: dict[str, Any] = {}
+    if who.id is not None:
+        out["id"] = who.id
+    if who.email is not None:
+        out["email"] = who.email
+    if who.name is not None:
+        out["name"] = who.name
+    return out
 
 
 def _get(doc: Any, path: str) -> Any:
@@ -78,41 +83,51 @@ def to_ecs(record: AuditRecord, catalog: EventCatalog | None = None) -> dict[str
     if request is not None and request.duration_ms is not None:
         ecs_event["duration"] = round(request.duration_ms * 1_000_000)
     doc["event"] = ecs_event
-    user = _pruned({"id": actor.id, "email": actor.email, "name": actor.name})
+    user = _person(actor)
     if user_target is not None:
-        targeted = _pruned(
-            {"id": user_target.id, "email": user_target.email, "name": user_target.name}
-        )
-        if targeted is not None:
-            user = {**(user or {}), "target": targeted}
-    if user is not None:
+        targeted = _person(user_target)
+        if targeted:
+            user["target"] = targeted
+    if user:
         doc["user"] = user
     if ip is not None:
         doc["source"] = {"ip": ip}
         doc["client"] = {"ip": ip}
-    user_agent = _pruned(
-        {"original": record.user_agent}
-        if device is None
-        else {
-            "original": record.user_agent,
-            "name": device.browser,
-            "version": device.browser_version,
-            "os": _pruned({"name": device.os, "version": device.os_version}),
-            "device": _pruned({"name": device.device}),
-        }
-    )
-    if user_agent is not None:
+    user_agent: dict[str, Any] = {}
+    if record.user_agent is not None:
+        user_agent["original"] = record.user_agent
+    if device is not None:
+        if device.browser is not None:
+            user_agent["name"] = device.browser
+        if device.browser_version is not None:
+            user_agent["version"] = device.browser_version
+        if device.os is not None or device.os_version is not None:
+            user_os: dict[str, Any] = {}
+            if device.os is not None:
+                user_os["name"] = device.os
+            if device.os_version is not None:
+                user_os["version"] = device.os_version
+            user_agent["os"] = user_os
+        if device.device is not None:
+            user_agent["device"] = {"name": device.device}
+    if user_agent:
         doc["user_agent"] = user_agent
     if device is not None and device.id is not None:
         doc["device"] = {"id": device.id}
+    peer_ip = None
     if request is not None:
-        http = _pruned(
-            {
-                "request": _pruned({"id": request.id, "method": request.method}),
-                "response": _pruned({"status_code": request.status}),
-            }
-        )
-        if http is not None:
+        peer_ip = request.peer_ip
+        http: dict[str, Any] = {}
+        if request.id is not None or request.method is not None:
+            http_request: dict[str, Any] = {}
+            if request.id is not None:
+                http_request["id"] = request.id
+            if request.method is not None:
+                http_request["method"] = request.method
+            http["request"] = http_request
+        if request.status is not None:
+            http["response"] = {"status_code": request.status}
+        if http:
             doc["http"] = http
         if request.path is not None:
             doc["url"] = {"path": request.path}
@@ -123,9 +138,11 @@ def to_ecs(record: AuditRecord, catalog: EventCatalog | None = None) -> dict[str
     if record.tenant is not None:
         doc["organization"] = {"id": record.tenant}
     related: dict[str, Any] = {}
-    peer_ip = request.peer_ip if request is not None else None
-    if ip is not None or peer_ip is not None:
-        related["ip"] = sorted({i for i in (ip, peer_ip) if i is not None})
+    if ip is None or peer_ip is None or ip == peer_ip:
+        if ip is not None or peer_ip is not None:
+            related["ip"] = [ip if ip is not None else peer_ip]
+    else:
+        related["ip"] = sorted((ip, peer_ip))
     users = {
         u for u in (actor.id, actor.email, user_target and user_target.id) if u is not None
     }  # fmt: skip
@@ -142,10 +159,13 @@ def to_ecs(record: AuditRecord, catalog: EventCatalog | None = None) -> dict[str
     if target is not None:
         own["target"] = target.to_api()
     own["metadata"] = record.metadata
-    if request is not None:
-        own_request = _pruned({"route": request.route, "peer_ip": request.peer_ip})
-        if own_request is not None:
-            own["request"] = own_request
+    if request is not None and (request.route is not None or peer_ip is not None):
+        own_request: dict[str, Any] = {}
+        if request.route is not None:
+            own_request["route"] = request.route
+        if peer_ip is not None:
+            own_request["peer_ip"] = peer_ip
+        own["request"] = own_request
     doc[NAMESPACE] = own
     return doc
 
