@@ -97,3 +97,49 @@ async def test_the_middleware_starts_the_task_at_lifespan_and_flushes_at_shutdow
     assert "lifespan.shutdown.complete" in sent
     assert len(all_ids(es_store)) == 20  # delivered by the task before shutdown completed
     await delivery.aclose()
+
+
+async def test_without_lifespan_the_first_request_starts_the_task(
+    es_url: str, es_store: ElasticsearchStore, tmp_path: Path
+) -> None:
+    """A server running no lifespan (``--lifespan off``) must not leave records in the spool
+    forever: the middleware starts delivery on the first request."""
+
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hi")
+
+    delivery = AsyncDelivery(
+        ElasticsearchStore(es_url, prefix=es_store.prefix),
+        tmp_path,
+        client=AsyncElasticsearch(es_url),
+    )
+    log = AuditLog(delivery)
+    app = AuditMiddleware(Starlette(routes=[Route("/hello", hello)]), log)
+    transport = httpx.ASGITransport(app=app)  # sends no lifespan events
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        for _ in range(20):
+            assert (await client.get("/hello")).status_code == 200
+    assert delivery._worker_alive()
+    await asyncio.get_running_loop().run_in_executor(None, log.writer.flush, 10.0)
+    assert await delivery.aflush(timeout=30)
+    assert len(all_ids(es_store)) == 20
+    await delivery.aclose()
+
+
+async def test_a_closed_delivery_does_not_break_requests(
+    es_url: str, es_store: ElasticsearchStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hi")
+
+    delivery = AsyncDelivery(
+        ElasticsearchStore(es_url, prefix=es_store.prefix),
+        tmp_path,
+        client=AsyncElasticsearch(es_url),
+    )
+    app = AuditMiddleware(Starlette(routes=[Route("/hello", hello)]), AuditLog(delivery))
+    await delivery.aclose()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        assert (await client.get("/hello")).status_code == 200
+    assert "could not start delivery" in caplog.text

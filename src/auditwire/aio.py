@@ -5,7 +5,8 @@ runs the same plan — but sends with ``AsyncElasticsearch`` and waits with the 
 asyncio application needs no delivery thread. Writing stays what it is everywhere: an append
 to the local spool, from any thread (the capture hand-off's included).
 
-Start it on the loop (:class:`~auditwire.asgi.AuditMiddleware` does at lifespan start-up)::
+Start it on the loop (:class:`~auditwire.asgi.AuditMiddleware` does at lifespan start-up, or
+at its first request when the server runs no lifespan)::
 
     delivery = AsyncDelivery(ElasticsearchStore(url), spool_dir, client=AsyncElasticsearch(url))
     await delivery.start()

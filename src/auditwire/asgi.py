@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from auditwire.aio import AsyncDelivery
 from auditwire.audit_log import AuditLog
 from auditwire.capture import Capture, RequestFacts, read_asgi_headers
 from auditwire.context import bind, unbind
+from auditwire.errors import StoreError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger("auditwire")
 
 #: The scope key under which handlers find the request's AuditContext (also ``current()``).
 SCOPE_KEY = "auditwire"
@@ -39,6 +44,10 @@ class AuditMiddleware:
         self.app = app
         self.audit_log = audit_log if audit_log is not None else AuditLog()
         self.capture = Capture(self.audit_log, **options)
+        sink = self.audit_log.sink
+        #: An AsyncDelivery not started yet: at lifespan start-up, or by the first request
+        #: when the server runs no lifespan (``--lifespan off``), rather than never.
+        self._unstarted = sink if isinstance(sink, AsyncDelivery) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -48,6 +57,8 @@ class AuditMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
+        if self._unstarted is not None:
+            await self._start_delivery()
         capture = self.capture
         if not capture.wants(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
@@ -94,13 +105,23 @@ class AuditMiddleware:
             facts.disconnected = not completed and facts.error_type is None
             capture.finish(facts)
 
+    async def _start_delivery(self) -> None:
+        """Start an AsyncDelivery as a task on this loop (again at a later start-up, on a new
+        loop). One that cannot start (it was closed) is logged, not raised: the records stay
+        in the spool, and the request or the start-up goes on."""
+        self._unstarted = None
+        sink = self.audit_log.sink
+        if not isinstance(sink, AsyncDelivery):
+            return
+        try:
+            await sink.start()
+        except StoreError:
+            logger.exception("auditwire: could not start delivery; records stay in the spool")
+
     def _lifespan_send(self, send: Send) -> Send:
         async def lifespan_send(message: Message) -> None:
             if message["type"] == "lifespan.startup.complete":
-                from auditwire.aio import AsyncDelivery
-
-                if isinstance(self.audit_log.sink, AsyncDelivery):
-                    await self.audit_log.sink.start()  # delivery runs as a task on this loop
+                await self._start_delivery()
             if message["type"] == "lifespan.shutdown.complete":
                 # Off the event loop: flushing waits for delivery (not while the store is
                 # failing: the records are safe in the spool, and the server wants to stop).
