@@ -496,7 +496,7 @@ class Capture:
             status = 500
         return facts.request_info(
             status=status if isinstance(status, int) and 100 <= status <= 599 else None,
-            duration_ms=round(facts.duration_ns / 1_000_000, 3),
+            duration_ms=facts.duration_ns // 1000 / 1000,  # whole µs: what round(_, 3) keeps
         )
 
     def _metadata(self, facts: RequestFacts) -> dict[str, Any]:

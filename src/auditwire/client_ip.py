@@ -143,6 +143,13 @@ class ClientAddress:
     peer: str | None
 
 
+@lru_cache(maxsize=4096)
+def _direct(peer: str | None) -> ClientAddress:
+    """The address of a client that came without a trusted proxy (addresses repeat, and the
+    answer is immutable: one object serves every request from a peer)."""
+    return ClientAddress(peer, peer)
+
+
 def resolve(
     peer: str | None,
     header_values: Sequence[str],
@@ -152,7 +159,7 @@ def resolve(
     """The client address for a peer and the values of its forwarding header lines."""
     peer_text = canonical(peer) if peer else None
     if peer_text is None or not header_values or not trusted.trusts(peer_text):
-        return ClientAddress(peer_text, peer_text)
+        return _direct(peer_text)
     entries = (
         forwarded_for(header_values) if header == "forwarded" else x_forwarded_for(header_values)
     )
