@@ -32,6 +32,22 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def audited_app(
+    es_url: str, es_store: ElasticsearchStore, tmp_path: Path
+) -> tuple[AsyncDelivery, AuditMiddleware]:
+    """A one-route Starlette app audited into an AsyncDelivery that nothing started yet."""
+
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hi")
+
+    delivery = AsyncDelivery(
+        ElasticsearchStore(es_url, prefix=es_store.prefix),
+        tmp_path,
+        client=AsyncElasticsearch(es_url),
+    )
+    return delivery, AuditMiddleware(Starlette(routes=[Route("/hello", hello)]), AuditLog(delivery))
+
+
 async def test_records_are_delivered_by_a_task_through_an_outage(
     es_url: str, es_store: ElasticsearchStore, tmp_path: Path
 ) -> None:
@@ -64,16 +80,7 @@ async def test_records_are_delivered_by_a_task_through_an_outage(
 async def test_the_middleware_starts_the_task_at_lifespan_and_flushes_at_shutdown(
     es_url: str, es_store: ElasticsearchStore, tmp_path: Path
 ) -> None:
-    async def hello(request: Request) -> PlainTextResponse:
-        return PlainTextResponse("hi")
-
-    delivery = AsyncDelivery(
-        ElasticsearchStore(es_url, prefix=es_store.prefix),
-        tmp_path,
-        client=AsyncElasticsearch(es_url),
-    )
-    log = AuditLog(delivery)
-    app = AuditMiddleware(Starlette(routes=[Route("/hello", hello)]), log)
+    delivery, app = audited_app(es_url, es_store, tmp_path)
     messages: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
     sent: list[str] = []
 
@@ -105,22 +112,13 @@ async def test_without_lifespan_the_first_request_starts_the_task(
     """A server running no lifespan (``--lifespan off``) must not leave records in the spool
     forever: the middleware starts delivery on the first request."""
 
-    async def hello(request: Request) -> PlainTextResponse:
-        return PlainTextResponse("hi")
-
-    delivery = AsyncDelivery(
-        ElasticsearchStore(es_url, prefix=es_store.prefix),
-        tmp_path,
-        client=AsyncElasticsearch(es_url),
-    )
-    log = AuditLog(delivery)
-    app = AuditMiddleware(Starlette(routes=[Route("/hello", hello)]), log)
+    delivery, app = audited_app(es_url, es_store, tmp_path)
     transport = httpx.ASGITransport(app=app)  # sends no lifespan events
     async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
         for _ in range(20):
             assert (await client.get("/hello")).status_code == 200
     assert delivery._worker_alive()
-    await asyncio.get_running_loop().run_in_executor(None, log.writer.flush, 10.0)
+    await asyncio.get_running_loop().run_in_executor(None, app.audit_log.writer.flush, 10.0)
     assert await delivery.aflush(timeout=30)
     assert len(all_ids(es_store)) == 20
     await delivery.aclose()
@@ -129,15 +127,7 @@ async def test_without_lifespan_the_first_request_starts_the_task(
 async def test_a_closed_delivery_does_not_break_requests(
     es_url: str, es_store: ElasticsearchStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def hello(request: Request) -> PlainTextResponse:
-        return PlainTextResponse("hi")
-
-    delivery = AsyncDelivery(
-        ElasticsearchStore(es_url, prefix=es_store.prefix),
-        tmp_path,
-        client=AsyncElasticsearch(es_url),
-    )
-    app = AuditMiddleware(Starlette(routes=[Route("/hello", hello)]), AuditLog(delivery))
+    delivery, app = audited_app(es_url, es_store, tmp_path)
     await delivery.aclose()
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
