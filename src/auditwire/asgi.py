@@ -44,10 +44,9 @@ class AuditMiddleware:
         self.app = app
         self.audit_log = audit_log if audit_log is not None else AuditLog()
         self.capture = Capture(self.audit_log, **options)
-        sink = self.audit_log.sink
-        #: An AsyncDelivery not started yet: at lifespan start-up, or by the first request
-        #: when the server runs no lifespan (``--lifespan off``), rather than never.
-        self._unstarted = sink if isinstance(sink, AsyncDelivery) else None
+        #: An AsyncDelivery starts at lifespan start-up, or at the first request when the
+        #: server runs no lifespan (``--lifespan off``), rather than never.
+        self._start_pending = isinstance(self.audit_log.sink, AsyncDelivery)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -57,7 +56,7 @@ class AuditMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
-        if self._unstarted is not None:
+        if self._start_pending:
             await self._start_delivery()
         capture = self.capture
         if not capture.wants(scope["method"], scope["path"]):
@@ -109,7 +108,7 @@ class AuditMiddleware:
         """Start an AsyncDelivery as a task on this loop (again at a later start-up, on a new
         loop). One that cannot start (it was closed) is logged, not raised: the records stay
         in the spool, and the request or the start-up goes on."""
-        self._unstarted = None
+        self._start_pending = False
         sink = self.audit_log.sink
         if not isinstance(sink, AsyncDelivery):
             return

@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from auditwire._ids import random_hex
@@ -33,6 +33,7 @@ from auditwire.record import (
     Outcome,
     RequestInfo,
     TraceInfo,
+    utc_from_ms,
 )
 from auditwire.user_agent import UserAgentParser, sanitize
 
@@ -120,10 +121,6 @@ def read_wsgi_headers(environ: Any, capture: Capture) -> dict[str, list[str]]:
     return headers
 
 
-#: The last start time made, by its millisecond (datetimes are immutable: records share them).
-_last_started: tuple[int, datetime] = (-1, datetime.min.replace(tzinfo=timezone.utc))
-
-
 def _environ_key(header: str) -> str:
     upper = header.upper().replace("-", "_")
     return upper if upper in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{upper}"
@@ -187,13 +184,7 @@ class RequestFacts(AuditContext):
         """When the request started, in UTC with millisecond precision: the monotonic start
         shifted by the current offset between the clocks (read close to the request, when its
         batch is built)."""
-        global _last_started
-        ms = (self.start_ns + time.time_ns() - time.perf_counter_ns()) // 1_000_000
-        last_ms, moment = _last_started
-        if ms != last_ms:  # under load, requests mostly share their millisecond
-            moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
-            _last_started = (ms, moment)
-        return moment
+        return utc_from_ms((self.start_ns + time.time_ns() - time.perf_counter_ns()) // 1_000_000)
 
     def headers(self) -> dict[str, list[str]]:
         """The request headers records are made from (``Capture.header_names``), not all."""

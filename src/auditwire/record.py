@@ -149,7 +149,7 @@ def normalise_timestamp(value: datetime, path: str = "timestamp") -> datetime:
 
 
 #: The last UTC time formatted, and its text: records written together mostly share their
-#: millisecond, and formatting one costs as much as the rest of its document.
+#: millisecond, and ``isoformat`` costs microseconds.
 _last_formatted: tuple[datetime, str] = (datetime.min.replace(tzinfo=timezone.utc), "")
 
 
@@ -458,9 +458,24 @@ def _mapping(path: str, data: object) -> Mapping[str, Any]:
     return data
 
 
+#: The last millisecond made a datetime, and that datetime (immutable: records share it).
+_last_moment: tuple[int, datetime] = (-1, datetime.min.replace(tzinfo=timezone.utc))
+
+
+def utc_from_ms(ms: int) -> datetime:
+    """The UTC datetime of a millisecond since the epoch, at record precision. Records made
+    together mostly share their millisecond, so the last one is reused."""
+    global _last_moment
+    last_ms, moment = _last_moment
+    if ms != last_ms:
+        moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
+        _last_moment = (ms, moment)
+    return moment
+
+
 def _utcnow() -> datetime:
     """Now, already at millisecond precision (so normalising it is a no-op)."""
-    return datetime.fromtimestamp(time.time_ns() // 1_000_000 / 1000, timezone.utc)
+    return utc_from_ms(time.time_ns() // 1_000_000)
 
 
 def _part(path: str, value: object, kind: type[Any]) -> None:
