@@ -18,13 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-## make test: lint, type-check, then the whole suite against a real Elasticsearch it starts
+## make test: lint (style and the import contracts), type-check, then the whole suite against a real Elasticsearch it starts
 test: lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples $(wildcard bench)
 	$(BIN)/ruff format --check src tests examples $(wildcard bench)
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

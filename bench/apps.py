@@ -39,7 +39,7 @@ from starlette.routing import Route
 from auditwire import AuditLog, AuditRecord
 from auditwire._ids import new_id, random_hex
 from auditwire.asgi import AuditMiddleware as AsgiAudit
-from auditwire.user_agent import UserAgentParser
+from auditwire.capture.user_agent import UserAgentParser
 from auditwire.wsgi import AuditMiddleware as WsgiAudit
 
 VARIANTS = ("bare", "minimal", "floor", "auditwire", "auditwire+spool", "otel")
@@ -240,7 +240,7 @@ def audit_log(variant: str = "auditwire") -> AuditLog:
     if variant == "auditwire+es-async":
         from elasticsearch import AsyncElasticsearch
 
-        from auditwire.aio import AsyncDelivery
+        from auditwire.delivery.aio import AsyncDelivery
         from auditwire.stores.elasticsearch import ElasticsearchStore
 
         url = os.environ["BENCH_ES_URL"]

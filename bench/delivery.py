@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT / "src"))
 from tests.support.engine import cluster  # noqa: E402
 
 from auditwire import AuditRecord  # noqa: E402
-from auditwire.delivery import Delivery  # noqa: E402
+from auditwire.delivery.pipeline import Delivery  # noqa: E402
 from auditwire.ecs import to_ecs  # noqa: E402
-from auditwire.index_template import write_index  # noqa: E402
 from auditwire.stores.elasticsearch import ElasticsearchStore  # noqa: E402
+from auditwire.stores.index_template import write_index  # noqa: E402
 from bench.query import generate  # noqa: E402
 
 BATCH = 500
@@ -111,7 +111,7 @@ def run_auditwire(url: str, records: list[AuditRecord], prefix: str, spool: Path
 DOWN = """
 import resource, sys, tempfile
 sys.path[:0] = [{root!r}, {src!r}]
-from auditwire.delivery import Delivery
+from auditwire.delivery.pipeline import Delivery
 from auditwire.stores.elasticsearch import ElasticsearchStore
 from bench.query import generate
 spool = tempfile.mkdtemp(prefix="auditwire-bench-down-")

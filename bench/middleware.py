@@ -62,7 +62,7 @@ def _flush(app: Any) -> None:
     here: ``bench/delivery.py`` does that)."""
     audit_log = getattr(app, "audit_log", None)
     if audit_log is not None:
-        audit_log.writer.flush(timeout=60)
+        audit_log.handoff.flush(timeout=60)
 
 
 def asgi_round(app: Any, requests: int) -> tuple[float, float]:

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from tests.support.engine import cluster  # noqa: E402
 
 from auditwire import Actor, AuditQuery, AuditRecord, SQLiteStore, Target  # noqa: E402
-from auditwire.export import export  # noqa: E402
-from auditwire.query import Position  # noqa: E402
+from auditwire.listing.export import export  # noqa: E402
+from auditwire.query import Cursor  # noqa: E402
 from auditwire.stores.base import Store  # noqa: E402
 from auditwire.stores.elasticsearch import ElasticsearchStore  # noqa: E402
 
@@ -121,7 +121,7 @@ def measure(url: str, args: argparse.Namespace) -> None:
         ),
     }
     deep_after = sqlite.page(AuditQuery(limit=1), args.records // 2).records[0]
-    deep = AuditQuery(limit=50, after=Position.of(deep_after))
+    deep = AuditQuery(limit=50, after=Cursor.of(deep_after))
     export_query = AuditQuery(tenant="tenant-5", start=T0, end=T0 + timedelta(days=45))
 
     lines = [f"{args.records:,} records, {args.repeat} runs each, ms p50 / p95"]

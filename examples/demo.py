@@ -15,6 +15,7 @@ import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from auditwire import Actor, AuditLog, AuditRecord, Target
 
@@ -27,7 +28,7 @@ BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 Ver
 
 def record_day(log: AuditLog) -> int:
     """One morning of activity; returns how many records were written."""
-    events: list[tuple[int, str, dict[str, object]]] = [
+    events: list[tuple[int, str, dict[str, Any]]] = [
         (0, "user.signed_up", {"actor": ALICE, "target": Target("user", "usr_1", ALICE.email)}),
         (
             5,

@@ -17,9 +17,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from auditwire import Actor, AuditLog
-from auditwire.aio import AsyncDelivery
 from auditwire.asgi import AuditMiddleware
-from auditwire.delivery import Backoff
+from auditwire.delivery.aio import AsyncDelivery
+from auditwire.delivery.pipeline import Backoff
 from auditwire.stores.elasticsearch import ElasticsearchStore
 from tests.support.proxy import FaultProxy
 from tests.test_delivery import all_ids
@@ -117,8 +117,8 @@ async def test_without_lifespan_the_first_request_starts_the_task(
     async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
         for _ in range(20):
             assert (await client.get("/hello")).status_code == 200
-    assert delivery._worker_alive()
-    await asyncio.get_running_loop().run_in_executor(None, app.audit_log.writer.flush, 10.0)
+    assert delivery.running
+    await asyncio.get_running_loop().run_in_executor(None, app.audit_log.handoff.flush, 10.0)
     assert await delivery.aflush(timeout=30)
     assert len(all_ids(es_store)) == 20
     await delivery.aclose()

@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket
 import auditwire
 from auditwire import AuditLog, InvalidRecordError
 from auditwire.asgi import AuditMiddleware
-from auditwire.devices import DeviceRegistry
+from auditwire.capture.devices import DeviceRegistry
 from tests.records import written as records
 
 pytestmark = pytest.mark.anyio
@@ -364,7 +364,7 @@ async def test_websocket_and_lifespan_pass_through_and_shutdown_flushes(log: Aud
     log.submit(log.build("login", actor={"id": "before-shutdown"}))
     await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
     assert messages == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
-    assert log.writer.stats().pending == 0
+    assert log.handoff.stats().pending == 0
     assert [r.actor.id for r in records(log)] == ["before-shutdown"]
 
     socket_messages: list[dict[str, Any]] = [

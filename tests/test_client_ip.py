@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from auditwire.client_ip import ClientAddress, TrustedProxies, forwarded_for, parse_ip, resolve
+from auditwire.capture.client_ip import (
+    ClientAddress,
+    TrustedProxies,
+    forwarded_for,
+    parse_ip,
+    resolve,
+)
 
 PROXIES = TrustedProxies(["10.0.0.0/8", "192.168.1.1", "2001:db8:ffff::/48", "::1"])
 

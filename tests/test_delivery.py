@@ -25,8 +25,8 @@ from starlette.routing import Route
 
 from auditwire import Actor, AuditLog
 from auditwire.asgi import AuditMiddleware
-from auditwire.delivery import Backoff, Delivery
-from auditwire.spool import Spool
+from auditwire.delivery.pipeline import Backoff, Delivery
+from auditwire.delivery.spool import Spool
 from auditwire.stores.elasticsearch import ElasticsearchStore
 from tests.support.proxy import FaultProxy
 
@@ -203,7 +203,7 @@ def test_a_slow_cluster_does_not_slow_requests(
 
     statuses = anyio.run(serve)
     assert statuses == [200] * 200
-    assert log.writer.flush(timeout=30)  # every record built and in the spool...
+    assert log.handoff.flush(timeout=30)  # every record built and in the spool...
     assert log.stats().delivered == 0  # ...while the cluster still has not answered
     proxy.set_mode("forward")
     assert log.flush(timeout=60)
@@ -271,7 +271,7 @@ def test_a_killed_writer_s_spool_is_replayed_by_the_next_start(
 def test_a_full_spool_refuses_record_whole_and_says_why(tmp_path: Path) -> None:
     """The cluster unreachable (nothing listens on port 9) and the spool at its cap: record()
     raises the spool's error, and what was accepted before is still there to deliver."""
-    from auditwire.spool import SpoolFullError
+    from auditwire.delivery.spool import SpoolFullError
 
     unreachable = ElasticsearchStore("http://127.0.0.1:9")
     log = AuditLog(Delivery(unreachable, Spool(tmp_path, max_bytes=20_000), backoff=FAST_RETRY))

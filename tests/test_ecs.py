@@ -5,7 +5,7 @@ from typing import Any
 from hypothesis import given
 
 from auditwire import AuditRecord, EventCatalog, from_ecs, to_ecs
-from auditwire.index_template import TYPE_FALLBACKS, index_template, mappings
+from auditwire.stores.index_template import TYPE_FALLBACKS, index_template, mappings
 from tests.ecs_spec import ALLOWED, FIELDS
 from tests.records import full_record, records
 

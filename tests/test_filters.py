@@ -6,8 +6,9 @@ from typing import Any
 import pytest
 
 from auditwire import InvalidQueryError
-from auditwire.filters import parse_list_request
-from auditwire.query import AuditQuery, Position, to_elasticsearch, to_sql
+from auditwire.listing.params import parse_list_request
+from auditwire.query import AuditQuery, Cursor
+from auditwire.stores.translate import to_elasticsearch, to_sql
 
 UTC = timezone.utc
 
@@ -91,7 +92,7 @@ def test_frameworks_multidicts_are_read_with_repeated_keys() -> None:
 
 
 def test_cursors_round_trip_and_become_keyset_conditions() -> None:
-    position = Position(
+    position = Cursor(
         datetime(2024, 1, 15, 10, 30, 0, 123000, tzinfo=UTC), "log_01HM6Z6AJ0M8V3T9X1K2Q4R5S6"
     )
     request = parse_list_request({"cursor": position.encode(), "per_page": "10"})
@@ -129,7 +130,7 @@ def test_list_records_in_a_flask_handler(tmp_path: Any) -> None:
     from flask import Flask, jsonify, request
 
     from auditwire import Actor, AuditLog
-    from auditwire.filters import list_records
+    from auditwire.listing.params import list_records
 
     log = AuditLog(f"sqlite:///{tmp_path}/audit.db")
     for n in range(25):

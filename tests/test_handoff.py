@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from auditwire import AuditRecord
-from auditwire.handoff import BackgroundWriter
+from auditwire.delivery.handoff import HandOff
 from tests.records import full_record
 
 
@@ -31,7 +31,7 @@ class SlowSink:
         pass
 
 
-def _stuck_writers(writer: BackgroundWriter, sink: SlowSink, count: int) -> list[threading.Thread]:
+def _stuck_writers(writer: HandOff, sink: SlowSink, count: int) -> list[threading.Thread]:
     """``count`` threads, each stuck writing a batch of one record to the slow sink."""
     threads = [
         threading.Thread(target=writer.submit, args=(full_record(),), name=f"held-{n}")
@@ -43,7 +43,7 @@ def _stuck_writers(writer: BackgroundWriter, sink: SlowSink, count: int) -> list
     return threads
 
 
-def _unstick(writer: BackgroundWriter, sink: SlowSink, held: list[threading.Thread]) -> None:
+def _unstick(writer: HandOff, sink: SlowSink, held: list[threading.Thread]) -> None:
     """Let the stuck writers finish, and wait until everything is written."""
     sink.release.set()
     for thread in held:
@@ -61,7 +61,7 @@ class FailingSink:
 
 def test_when_writers_are_stuck_the_caller_writes_instead_of_dropping() -> None:
     sink = SlowSink()
-    writer = BackgroundWriter(sink, max_pending=2, batch_size=1)
+    writer = HandOff(sink, max_pending=2, batch_size=1)
     held = _stuck_writers(writer, sink, 2)
     mine = [full_record() for _ in range(3)]
     for record in mine:
@@ -75,7 +75,7 @@ def test_when_writers_are_stuck_the_caller_writes_instead_of_dropping() -> None:
 
 
 def test_failures_are_counted_and_logged_not_raised() -> None:
-    writer = BackgroundWriter(FailingSink())
+    writer = HandOff(FailingSink())
     writer.submit(full_record())
     assert writer.flush(timeout=10)
     stats = writer.stats()
@@ -86,7 +86,7 @@ def test_failures_are_counted_and_logged_not_raised() -> None:
 
 def test_close_flushes_and_refuses_later_submissions() -> None:
     sink = SlowSink()
-    writer = BackgroundWriter(sink)
+    writer = HandOff(sink)
     writer.submit(full_record())
     writer.close()
     assert sum(len(ids) for _, ids in sink.written) == 1
@@ -95,13 +95,13 @@ def test_close_flushes_and_refuses_later_submissions() -> None:
 
 
 class Broken:
-    def build(self) -> Sequence[AuditRecord]:
+    def __call__(self) -> Sequence[AuditRecord]:
         raise RuntimeError("capture bug")
 
 
 def test_a_failing_build_loses_only_itself_and_the_worker_survives() -> None:
     sink = SlowSink()
-    writer = BackgroundWriter(sink, linger=0)
+    writer = HandOff(sink, linger=0)
     good = [full_record() for _ in range(3)]
     writer.submit(good[0])
     writer.submit(Broken())
@@ -115,7 +115,7 @@ def test_a_failing_build_loses_only_itself_and_the_worker_survives() -> None:
 
 
 def test_failures_are_all_counted_but_logged_sparingly(caplog: pytest.LogCaptureFixture) -> None:
-    writer = BackgroundWriter(FailingSink(), linger=0)
+    writer = HandOff(FailingSink(), linger=0)
     for _ in range(20):
         writer.submit(full_record())
         assert writer.flush(timeout=10)
@@ -126,7 +126,7 @@ def test_failures_are_all_counted_but_logged_sparingly(caplog: pytest.LogCapture
 
 def test_overflow_drop_counts_what_it_drops() -> None:
     sink = SlowSink()
-    writer = BackgroundWriter(sink, max_pending=2, batch_size=1, overflow="drop")
+    writer = HandOff(sink, max_pending=2, batch_size=1, overflow="drop")
     held = _stuck_writers(writer, sink, 2)
     for _ in range(4):
         writer.submit(full_record())
@@ -140,7 +140,7 @@ def test_overflow_drop_counts_what_it_drops() -> None:
 
 def test_overflow_block_waits_for_room_and_loses_nothing() -> None:
     sink = SlowSink()
-    writer = BackgroundWriter(sink, max_pending=2, batch_size=1, overflow="block")
+    writer = HandOff(sink, max_pending=2, batch_size=1, overflow="block")
     held = _stuck_writers(writer, sink, 2)
     record = full_record()
     submitter = threading.Thread(target=writer.submit, args=(record,))
@@ -161,7 +161,7 @@ def test_overflow_block_waits_for_room_and_loses_nothing() -> None:
 def test_pending_is_back_to_zero_once_an_overflow_is_over() -> None:
     """Records the caller wrote itself are not counted as pending forever."""
     sink = SlowSink()
-    writer = BackgroundWriter(sink, max_pending=2, batch_size=1)
+    writer = HandOff(sink, max_pending=2, batch_size=1)
     held = _stuck_writers(writer, sink, 2)
     for _ in range(5):
         writer.submit(full_record())
@@ -176,7 +176,7 @@ def test_pending_is_back_to_zero_once_an_overflow_is_over() -> None:
 
 def test_an_unknown_overflow_policy_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="overflow must be one of spool, block, drop"):
-        BackgroundWriter(SlowSink(), overflow="ignore")  # type: ignore[arg-type]
+        HandOff(SlowSink(), overflow="ignore")  # type: ignore[arg-type]
 
 
 class Facts:
@@ -188,7 +188,7 @@ class Facts:
         self.hold = hold
         self.building = threading.Event()
 
-    def build(self) -> Sequence[AuditRecord]:
+    def __call__(self) -> Sequence[AuditRecord]:
         self.built_by = threading.current_thread().name
         self.building.set()
         if self.hold is not None:
@@ -202,7 +202,7 @@ def _written_ids(sink: SlowSink) -> list[str]:
 
 def test_a_full_batch_is_built_and_written_by_the_thread_that_filled_it() -> None:
     sink = SlowSink()
-    writer = BackgroundWriter(sink, batch_size=4, linger=60)
+    writer = HandOff(sink, batch_size=4, linger=60)
     items = [Facts() for _ in range(4)]
     for item in items[:3]:
         writer.submit(item)
@@ -216,7 +216,7 @@ def test_a_full_batch_is_built_and_written_by_the_thread_that_filled_it() -> Non
 
 def test_a_batch_that_does_not_fill_is_built_by_the_writer_once_it_has_waited() -> None:
     sink = SlowSink()
-    writer = BackgroundWriter(sink, batch_size=100, linger=0.05)
+    writer = HandOff(sink, batch_size=100, linger=0.05)
     items = [Facts() for _ in range(3)]
     for item in items:
         writer.submit(item)
@@ -230,7 +230,7 @@ def test_a_batch_that_does_not_fill_is_built_by_the_writer_once_it_has_waited() 
 
 def test_flush_waits_for_a_batch_another_thread_is_still_building() -> None:
     sink = SlowSink()
-    writer = BackgroundWriter(sink, batch_size=2, linger=60)
+    writer = HandOff(sink, batch_size=2, linger=60)
     hold = threading.Event()
     items = [Facts(hold), Facts()]
 
@@ -254,7 +254,7 @@ def test_a_forked_child_writes_its_own_items_not_the_parent_s() -> None:
     import warnings
 
     sink = SlowSink()
-    writer = BackgroundWriter(sink, batch_size=100, linger=60)
+    writer = HandOff(sink, batch_size=100, linger=60)
     parents = [Facts(), Facts()]
     for item in parents:
         writer.submit(item)

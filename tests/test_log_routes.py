@@ -19,8 +19,8 @@ from starlette.routing import Route
 import auditwire
 from auditwire import AuditLog, InvalidRecordError
 from auditwire.asgi import AuditMiddleware
-from auditwire.logging import AuditHandler, AuditJsonFormatter
-from auditwire.structlog import AuditProcessor
+from auditwire.integrations.logging import AuditHandler, AuditJsonFormatter
+from auditwire.integrations.structlog import AuditProcessor
 from tests.records import written as records
 
 

@@ -18,7 +18,7 @@ from starlette.requests import HTTPConnection
 from starlette.routing import Mount
 
 from auditwire import Actor, AuditLog, Target
-from auditwire.openapi import openapi_document
+from auditwire.listing.openapi import openapi_document
 from auditwire.web import audit_log_routes
 
 PREFIX = "/t/{tenant}/api/v1/admin"

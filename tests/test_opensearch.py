@@ -10,7 +10,7 @@ import pytest
 from opensearchpy import OpenSearch
 
 from auditwire import Actor, AuditLog, AuditQuery, SQLiteStore
-from auditwire.delivery import Delivery
+from auditwire.delivery.pipeline import Delivery
 from auditwire.retention import RetentionPolicy
 from auditwire.stores.elasticsearch import ElasticsearchStore, OpenSearchStore
 from tests.records import T0, full_record

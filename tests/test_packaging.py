@@ -68,7 +68,7 @@ def test_a_missing_extra_fails_at_construction_with_an_install_hint() -> None:
     done = run_without_optional_dependencies(
         """
         from auditwire import MissingDependencyError
-        from auditwire.otel import OpenTelemetryLogSink
+        from auditwire.integrations.otel import OpenTelemetryLogSink
         from auditwire.stores.elasticsearch import ElasticsearchStore, OpenSearchStore
         from auditwire.stores.jsonl import JsonLinesSink
         for build in (

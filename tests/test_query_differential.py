@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from auditwire import Actor, AuditQuery, AuditRecord, SQLiteStore, Target
-from auditwire.query import Position
+from auditwire.query import Cursor
 from auditwire.stores.elasticsearch import ElasticsearchStore
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -138,8 +138,8 @@ def test_cursors_agree_to_the_end(stores: tuple[SQLiteStore, ElasticsearchStore]
                 seen += ids(batch)
                 if len(batch) < current.limit:
                     break
-                cursor = Position.of(batch[-1]).encode()
-                current = replace(query, after=Position.decode(cursor))
+                cursor = Cursor.of(batch[-1]).encode()
+                current = replace(query, after=Cursor.decode(cursor))
             walked[name] = seen
         assert walked["sqlite"] == walked["elasticsearch"], query
         assert len(walked["sqlite"]) == sqlite.count(query)

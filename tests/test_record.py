@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 
 from auditwire import Actor, AuditRecord, InvalidRecordError, RequestInfo, Target
-from auditwire.record import MAX_METADATA_BYTES, format_timestamp, parse_timestamp
+from auditwire._time import format_timestamp, parse_timestamp
+from auditwire.record import MAX_METADATA_BYTES
 from tests.records import T0, VALIDATOR, full_record, records
 
 

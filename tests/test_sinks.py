@@ -11,10 +11,10 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
 from auditwire import AuditLog, AuditQuery, AuditRecord, SQLiteStore
-from auditwire.delivery import Delivery
+from auditwire.delivery.fanout import FanOut
+from auditwire.delivery.pipeline import Delivery
 from auditwire.errors import StoreError
-from auditwire.fanout import FanOut
-from auditwire.otel import OpenTelemetryLogSink
+from auditwire.integrations.otel import OpenTelemetryLogSink
 from auditwire.stores.elasticsearch import ElasticsearchStore
 from tests.records import full_record
 
@@ -97,7 +97,7 @@ def test_pipeline_health_is_published_as_opentelemetry_metrics(
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from auditwire.otel import COUNTERS, GAUGES, instrument_metrics
+    from auditwire.integrations.otel import COUNTERS, GAUGES, instrument_metrics
 
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])

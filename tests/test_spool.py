@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditwire.spool import Journal, Position, Spool, SpoolFullError
+from auditwire.delivery.spool import Journal, Position, Spool, SpoolFullError
 
 
 def payloads(n: int, start: int = 0) -> list[bytes]:

@@ -1,15 +1,17 @@
 """auditwire: security and audit logs for Python web applications.
 
-The core names only; integrations live in their own modules (``auditwire.stores.elasticsearch``
-and, with their extras, the middleware and logging modules), so importing this package needs no
-optional dependency.
+The core names only; doors live in their own modules (``auditwire.asgi``, ``auditwire.wsgi``,
+``auditwire.web``, ``auditwire.integrations.*``, ``auditwire.stores.elasticsearch``), so
+importing this package needs no optional dependency.
 """
 
 from __future__ import annotations
 
-from auditwire.audit_log import AuditLog
-from auditwire.catalog import EventCatalog, EventDefinition, render_template
-from auditwire.context import AuditContext, current
+from auditwire._templates import render_template
+from auditwire.audit_log import AuditLog, AuditStats
+from auditwire.builder import RecordBuilder, RecordFields
+from auditwire.capture.context import AuditContext, current
+from auditwire.catalog import EventCatalog, EventDefinition
 from auditwire.ecs import from_ecs, to_ecs
 from auditwire.errors import (
     AuditwireError,
@@ -21,7 +23,7 @@ from auditwire.errors import (
     StoreError,
     UnknownActionError,
 )
-from auditwire.query import AuditQuery
+from auditwire.query import AuditQuery, Cursor, Page
 from auditwire.record import (
     Actor,
     AuditRecord,
@@ -43,8 +45,10 @@ __all__ = [
     "AuditLog",
     "AuditQuery",
     "AuditRecord",
+    "AuditStats",
     "AuditwireError",
     "BulkWriteError",
+    "Cursor",
     "DeviceInfo",
     "EventCatalog",
     "EventDefinition",
@@ -52,6 +56,9 @@ __all__ = [
     "InvalidRecordError",
     "MissingDependencyError",
     "Outcome",
+    "Page",
+    "RecordBuilder",
+    "RecordFields",
     "RecordNotFoundError",
     "Redactor",
     "RequestInfo",

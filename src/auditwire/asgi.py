@@ -13,13 +13,21 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from auditwire.aio import AsyncDelivery
 from auditwire.audit_log import AuditLog
-from auditwire.capture import Capture, RequestFacts, read_asgi_headers
-from auditwire.context import bind, unbind
+from auditwire.capture.context import bind, unbind
+from auditwire.capture.facts import RequestFacts, read_asgi_headers
+from auditwire.capture.middleware import Capture
+from auditwire.delivery.aio import AsyncDelivery
 from auditwire.errors import StoreError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from auditwire.capture.options import CaptureOptions
+
+__all__ = ["SCOPE_KEY", "ASGIApp", "AuditMiddleware", "Message", "Receive", "Scope", "Send"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,14 +44,20 @@ SCOPE_KEY = "auditwire"
 class AuditMiddleware:
     """``app = AuditMiddleware(app, audit_log, trusted_proxies=["10.0.0.0/8"], ...)``.
 
-    Options are those of :class:`auditwire.capture.Capture`. Without ``audit_log`` an
-    :class:`~auditwire.AuditLog` on the default store is created.
+    The options are :class:`~auditwire.capture.options.CaptureOptions`, typed keywords (so
+    ``Middleware(AuditMiddleware, ...)`` and ``app.add_middleware`` are checked). Without
+    ``audit_log`` an :class:`~auditwire.AuditLog` on the default store is created.
     """
 
-    def __init__(self, app: ASGIApp, audit_log: AuditLog | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        audit_log: AuditLog | None = None,
+        **options: Unpack[CaptureOptions],
+    ) -> None:
         self.app = app
         self.audit_log = audit_log if audit_log is not None else AuditLog()
-        self.capture = Capture(self.audit_log, **options)
+        self.capture = Capture(self.audit_log.builder, self.audit_log.submit, **options)
         #: An AsyncDelivery starts at lifespan start-up, or at the first request when the
         #: server runs no lifespan (``--lifespan off``), rather than never.
         self._start_pending = isinstance(self.audit_log.sink, AsyncDelivery)
@@ -64,16 +78,17 @@ class AuditMiddleware:
             return
 
         client = scope.get("client")
+        options = capture.options
         facts = RequestFacts(
-            capture,
+            options,
             scope["method"],
             scope["path"],
             read_asgi_headers,
             client[0] if client else None,
             scope,
         )
-        if capture.read_span is not None:
-            facts.span_context = capture.read_span()
+        if options.read_span is not None:
+            facts.span_context = options.read_span()
         scope[SCOPE_KEY] = facts
         completed = False
 
@@ -82,8 +97,8 @@ class AuditMiddleware:
             message_type = message["type"]
             if message_type == "http.response.start":
                 facts.status = message["status"]
-                if capture.devices is not None and facts.action in capture.login_actions:
-                    cookie = capture.device_cookie_header(facts, scope.get("scheme") == "https")
+                if options.devices is not None:
+                    cookie = capture.login_cookie(facts, secure=scope.get("scheme") == "https")
                     if cookie is not None:
                         message["headers"] = [*message.get("headers", ()), cookie]
             elif message_type == "http.response.body" and not message.get("more_body", False):

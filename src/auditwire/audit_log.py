@@ -14,47 +14,26 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from auditwire.builder import RecordBuilder, RecordFields
 from auditwire.catalog import EventCatalog
-from auditwire.delivery import Delivery, DeliveryStats, Destination, spooled
-from auditwire.errors import InvalidQueryError, InvalidRecordError, StoreError
-from auditwire.fanout import FanOut
-from auditwire.handoff import BackgroundWriter, Deferred, Overflow, WriterStats
+from auditwire.delivery.fanout import FanOut
+from auditwire.delivery.handoff import Deferred, HandOff, HandOffStats, Overflow
+from auditwire.delivery.pipeline import spooled
+from auditwire.delivery.plan import DeliveryStats, Pipeline
+from auditwire.errors import InvalidQueryError, StoreError
 from auditwire.query import AuditQuery
-from auditwire.record import (
-    MAX_MESSAGE,
-    MAX_TEXT,
-    Actor,
-    AuditRecord,
-    DeviceInfo,
-    Outcome,
-    RequestInfo,
-    Target,
-    TraceInfo,
-    _text,
-    normalise_metadata,
-)
+from auditwire.record import AuditRecord
 from auditwire.redaction import Redactor
-from auditwire.retention import Retaining, RetentionPolicy, RetentionResult
-from auditwire.stores import Sink, Store, open_store
-from auditwire.stores.base import Flushable
+from auditwire.retention import RetentionPolicy, RetentionResult
+from auditwire.stores import open_store
+from auditwire.stores.base import Destination, Flushable, Retaining, Sink, Store
 
-#: The actor of a record nobody acted in: the application itself (records are immutable, so
-#: one instance serves them all).
-SYSTEM = Actor.system()
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
-
-def _actor(actor: Actor | Mapping[str, Any] | None) -> Actor:
-    if actor is None:
-        return SYSTEM
-    return actor if isinstance(actor, Actor) else Actor.from_api(actor)
-
-
-def _target(target: Target | Mapping[str, Any] | None) -> Target | None:
-    if target is None or isinstance(target, Target):
-        return target
-    return Target.from_api(target)
+__all__ = ["AuditLog", "AuditStats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +64,13 @@ class AuditLog:
 
     ``store`` is a store object or a URL (see :func:`auditwire.stores.open_store`); without one,
     ``$AUDITWIRE_STORE`` or the embedded SQLite file ``auditwire.db`` is used. A remote store
-    (Elasticsearch, OpenSearch) is written through a :class:`~auditwire.delivery.Delivery`
-    pipeline spooling under ``spool`` (default :func:`~auditwire.spool.default_root`), one
-    directory per destination; pass a ``Delivery`` as ``store`` to tune it, or a
-    :class:`~auditwire.fanout.FanOut` to write to several. ``overflow`` is what happens
-    when the middleware's hand-off queue is full (see :mod:`auditwire.handoff`). ``strict``
+    (Elasticsearch, OpenSearch) is written through a
+    :class:`~auditwire.delivery.pipeline.Delivery` spooling under ``spool`` (default
+    :func:`~auditwire.delivery.spool.default_root`), one directory per destination; pass a
+    ``Delivery`` (or an :class:`~auditwire.delivery.aio.AsyncDelivery`) as ``store`` to tune it,
+    or a
+    :class:`~auditwire.delivery.fanout.FanOut` to write to several. ``overflow`` is what happens
+    when the middleware's hand-off queue is full (see :mod:`auditwire.delivery.handoff`). ``strict``
     makes unknown actions an error; ``secret_keys``/``hidden_keys`` extend the metadata keys
     that are masked (to the last four characters) or hidden entirely.
     """
@@ -122,133 +103,33 @@ class AuditLog:
         self.sink: Sink = opened
         #: Where records are read from (the pipeline's destination when there is one).
         self.store: Sink = opened
-        if isinstance(opened, Delivery):
-            self.store = opened.destination
+        if isinstance(opened, Pipeline):
+            self.store = opened.plan.destination
         elif isinstance(opened, FanOut):
             self.store = opened.primary or opened
         elif isinstance(opened, Destination):
             self.sink = spooled(opened, spool)
         self.overflow: Overflow = overflow
         self.tenant = tenant
-        self._redactor = Redactor(secret_keys=secret_keys, hidden_keys=hidden_keys)
-        self._writer: BackgroundWriter | None = None
-        self._writer_lock = threading.Lock()
+        #: How this log's records are built (catalog, redaction, its tenant).
+        self.builder = RecordBuilder(
+            self.catalog,
+            Redactor(secret_keys=secret_keys, hidden_keys=hidden_keys),
+            tenant=tenant,
+        )
+        self._handoff: HandOff | None = None
+        self._handoff_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"AuditLog(store={self.sink!r})"
 
-    def build(
-        self,
-        action: str,
-        *,
-        actor: Actor | Mapping[str, Any] | None = None,
-        target: Target | Mapping[str, Any] | None = None,
-        outcome: Outcome = "success",
-        metadata: Mapping[str, Any] | None = None,
-        category: str | None = None,
-        ip_address: str | None = None,
-        user_agent: str | None = None,
-        tenant: str | None = None,
-        timestamp: datetime | None = None,
-        message: str | None = None,
-        request: RequestInfo | None = None,
-        trace: TraceInfo | None = None,
-        device: DeviceInfo | None = None,
-    ) -> AuditRecord:
-        """A validated record with the catalog's category and rendered message, not stored."""
-        if not isinstance(action, str) or not action:
-            raise InvalidRecordError("action", "is required")
-        event = self.catalog.resolve(action)
-        if event is not None and category is not None and category != event.category:
-            raise InvalidRecordError(
-                "category",
-                f"{category!r} contradicts the catalog, which files {action!r} under "
-                f"{event.category!r}",
-            )
-        category = event.category if event is not None else category
-        if category is None:
-            raise InvalidRecordError(
-                "category", f"is required for {action!r}, which is not in the event catalog"
-            )
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise InvalidRecordError(
-                "metadata", f"must be a mapping, not {type(metadata).__name__}"
-            )
-        extra: dict[str, Any] = {}
-        if timestamp is not None:
-            extra["timestamp"] = timestamp
-        record = AuditRecord(
-            action=action,
-            category=category,
-            actor=_actor(actor),
-            target=_target(target),
-            outcome=outcome,
-            ip_address=ip_address,
-            user_agent=user_agent,
-            metadata=self._redactor.redact(metadata or {}),
-            message=message,
-            tenant=tenant if tenant is not None else self.tenant,
-            request=request,
-            trace=trace,
-            device=device,
-            **extra,
-        )
-        if message is None and event is not None:
-            record._set_message(event.render(record)[:MAX_MESSAGE])
-        return record
+    def build(self, action: str, **fields: Unpack[RecordFields]) -> AuditRecord:
+        """A validated record with the catalog's category and rendered message, not stored:
+        :meth:`RecordBuilder.build <auditwire.builder.RecordBuilder.build>` with this log's
+        catalog, redaction and tenant."""
+        return self.builder.build(action, **fields)
 
-    def build_captured(
-        self,
-        action: str,
-        *,
-        actor: Actor,
-        target: Target | None,
-        outcome: Outcome,
-        metadata: dict[str, Any],
-        category: str | None,
-        ip_address: str | None,
-        user_agent: str | None,
-        tenant: str | None,
-        timestamp: datetime,
-        request: RequestInfo,
-        trace: TraceInfo | None,
-        device: DeviceInfo | None,
-    ) -> AuditRecord:
-        """:meth:`build` for what the middleware captured, every request: its parts are valid
-        by construction (validated when a handler set them, sanitised from the request, or
-        the catalog's), so only what a hook or handler could leave unchecked is checked here —
-        the tenant, and metadata (redacted and normalised). Anything unusual (an action
-        outside the catalog, a contradicting category) takes :meth:`build`'s full path."""
-        event = self.catalog.resolve(action)
-        if event is None or (category is not None and category != event.category):
-            return self.build(
-                action, actor=actor, target=target, outcome=outcome, metadata=metadata,
-                category=category, ip_address=ip_address, user_agent=user_agent, tenant=tenant,
-                timestamp=timestamp, request=request, trace=trace, device=device,
-            )  # fmt: skip
-        if tenant is None:
-            tenant = self.tenant
-        else:
-            _text("tenant", tenant, MAX_TEXT)
-        record = AuditRecord._sanitised(
-            action,
-            event.category,
-            actor,
-            target,
-            outcome,
-            ip_address,
-            user_agent,
-            normalise_metadata(self._redactor.redact(metadata)) if metadata else {},
-            timestamp,
-            tenant,
-            request,
-            trace,
-            device,
-        )
-        record._set_message(event.render(record)[:MAX_MESSAGE])
-        return record
-
-    def record(self, action: str, **fields: Any) -> AuditRecord:
+    def record(self, action: str, **fields: Unpack[RecordFields]) -> AuditRecord:
         """Build, validate and store one record; returns it (with its id).
 
         Takes the keyword arguments of :meth:`build`. With a remote store the record is in
@@ -260,19 +141,20 @@ class AuditLog:
         return record
 
     @property
-    def writer(self) -> BackgroundWriter:
+    def handoff(self) -> HandOff:
         """The hand-off that builds and writes what :meth:`submit` hands over (its thread is
         started lazily)."""
-        if self._writer is None:
-            with self._writer_lock:
-                if self._writer is None:
-                    self._writer = BackgroundWriter(self.sink, overflow=self.overflow)
-        return self._writer
+        if self._handoff is None:
+            with self._handoff_lock:
+                if self._handoff is None:
+                    self._handoff = HandOff(self.sink, overflow=self.overflow)
+        return self._handoff
 
     def submit(self, item: AuditRecord | Deferred) -> None:
-        """Hand a record, or the raw facts of one, to the hand-off without waiting on the
-        store (see :mod:`auditwire.handoff`). Middleware and log processors use this."""
-        self.writer.submit(item)
+        """Hand a record, or a deferred build of records, to the hand-off without waiting on
+        the store (see :mod:`auditwire.delivery.handoff`). Middleware and log processors use
+        this."""
+        self.handoff.submit(item)
 
     def flush(self, timeout: float | None = None, *, during_outage: bool = True) -> bool:
         """Wait until everything submitted or recorded before the call is in the store
@@ -280,7 +162,7 @@ class AuditLog:
         waiting for delivery at once while the store is failing: what was recorded is then
         safe in the spool, and the wait could only run out the timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        if self._writer is not None and not self._writer.flush(timeout):
+        if self._handoff is not None and not self._handoff.flush(timeout):
             return False
         if isinstance(self.sink, Flushable):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -289,8 +171,8 @@ class AuditLog:
 
     def stats(self) -> AuditStats:
         """Counters and health of the hand-off and of delivery (zeros where unused)."""
-        writer = self._writer.stats() if self._writer is not None else WriterStats.empty()
-        delivery = self.sink.stats() if isinstance(self.sink, (Delivery, FanOut)) else None
+        writer = self._handoff.stats() if self._handoff is not None else HandOffStats.empty()
+        delivery = self.sink.stats() if isinstance(self.sink, (Pipeline, FanOut)) else None
         delivery = delivery or DeliveryStats.empty()
         return AuditStats(
             queued=writer.pending,
@@ -356,9 +238,9 @@ class AuditLog:
         return store.apply_retention(RetentionPolicy(max_age, dict(tenants or {})), now=now)
 
     def close(self) -> None:
-        """Flush submitted records, stop the writer and close the store."""
-        if self._writer is not None:
-            self._writer.close()
+        """Flush submitted records, stop the hand-off and close the store."""
+        if self._handoff is not None:
+            self._handoff.close()
         self.sink.close()
 
     def __enter__(self) -> AuditLog:

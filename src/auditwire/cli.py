@@ -17,13 +17,13 @@ from typing import TextIO
 
 from auditwire.catalog import EventCatalog
 from auditwire.errors import AuditwireError, InvalidQueryError, StoreError
-from auditwire.export import CSV_COLUMNS, FORMATS, csv_row, export
-from auditwire.filters import list_records, parse_list_request
-from auditwire.index_template import DEFAULT_PREFIX, index_template
+from auditwire.listing.export import CSV_COLUMNS, FORMATS, csv_row, export
+from auditwire.listing.params import list_records, parse_list_request
 from auditwire.record import AuditRecord
-from auditwire.retention import Retaining, RetentionPolicy, parse_age
+from auditwire.retention import RetentionPolicy, parse_age
 from auditwire.stores import open_store
-from auditwire.stores.base import Store
+from auditwire.stores.base import Retaining, Store
+from auditwire.stores.index_template import DEFAULT_PREFIX, index_template
 
 ES_URL_ENV = "AUDITWIRE_ES_URL"
 

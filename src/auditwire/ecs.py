@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from auditwire._time import format_timestamp, parse_timestamp
 from auditwire.record import (
     Actor,
     AuditRecord,
@@ -19,8 +20,6 @@ from auditwire.record import (
     RequestInfo,
     Target,
     TraceInfo,
-    format_timestamp,
-    parse_timestamp,
 )
 
 if TYPE_CHECKING:

@@ -1,14 +1,43 @@
-"""The exceptions auditwire raises.
+"""Every exception auditwire raises, in one hierarchy.
 
 Every error a caller can provoke with bad input derives from ``ValueError`` as well as from
 :class:`AuditwireError`, so web handlers can turn them into 400-style answers without knowing
-auditwire's hierarchy, and nothing half-valid ever reaches a store.
+auditwire's hierarchy, and nothing half-valid ever reaches a store::
+
+    AuditwireError
+    ├── InvalidRecordError (ValueError)      a record or part failed validation
+    │   └── UnknownActionError               a strict catalog does not know the action
+    ├── InvalidQueryError (ValueError)       a filter or listing parameter was rejected
+    ├── RecordNotFoundError (LookupError)    no such record visible to the caller
+    ├── MissingDependencyError (ImportError) an optional integration without its extra
+    └── StoreError                           a store could not accept or return records
+        ├── BulkWriteError                   some documents of a bulk write were refused
+        ├── SendError                        a whole delivery batch failed (retryable or not)
+        ├── SpoolFullError                   the spool's cap would be exceeded
+        ├── TemplateRefusedError             the cluster refused an index template
+        └── UnsupportedError                 the cluster lacks the API (a missing module)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+__all__ = [
+    "AuditwireError",
+    "BulkWriteError",
+    "InvalidQueryError",
+    "InvalidRecordError",
+    "MissingDependencyError",
+    "RecordNotFoundError",
+    "SendError",
+    "SpoolFullError",
+    "StoreError",
+    "TemplateRefusedError",
+    "UnknownActionError",
+    "UnsupportedError",
+]
 
 
 class AuditwireError(Exception):
@@ -69,4 +98,39 @@ class MissingDependencyError(AuditwireError, ImportError):
     def __init__(self, feature: str, extra: str) -> None:
         super().__init__(
             f"{feature} needs an optional dependency: pip install 'auditwire[{extra}]'"
+        )
+
+
+class SendError(StoreError):
+    """A whole batch failed. ``retryable`` failures (the store away, busy or broken) are sent
+    again later; others (the request itself refused) are split to find the entry at fault."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True):
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+
+
+class TemplateRefusedError(StoreError):
+    """The cluster refused an index template; ``detail`` is its answer."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class UnsupportedError(StoreError):
+    """The cluster has no handler for this call (a module missing from its distribution)."""
+
+
+class SpoolFullError(StoreError):
+    """The spool holds as much undelivered data as it may; nothing of the append was written."""
+
+    def __init__(self, directory: Path, limit: int, pending: int, needed: int) -> None:
+        self.directory = directory
+        self.limit = limit
+        super().__init__(
+            f"the audit spool {directory} is full: {pending:,} bytes await delivery, the cap "
+            f"is {limit:,} bytes and {needed:,} more were needed; the store has been "
+            "unreachable for a while (see the delivery stats) or the cap is too small"
         )

@@ -15,18 +15,20 @@ values are masked.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import math
 import re
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, replace
+from datetime import datetime
 from functools import lru_cache
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
+from auditwire._fields import FLAT_FIELDS, api_names
 from auditwire._ids import ID_PATTERN, new_id
+from auditwire._time import format_timestamp, normalise_timestamp, parse_timestamp, utcnow
 from auditwire.errors import InvalidRecordError
 from auditwire.redaction import DEFAULT_REDACTOR
 
@@ -57,7 +59,7 @@ _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 _METHOD = re.compile(r"^[A-Z]{1,16}$")
 
 
-def _text(path: str, value: object, limit: int, *, required: bool = False) -> str | None:
+def check_text(path: str, value: object, limit: int, *, required: bool = False) -> str | None:
     if value is None:
         if required:
             raise InvalidRecordError(path, "is required")
@@ -77,10 +79,10 @@ def _text(path: str, value: object, limit: int, *, required: bool = False) -> st
 _VALID_NAMES: set[str] = set()
 
 
-def _name(path: str, value: object, *, required: bool = True) -> str | None:
+def check_name(path: str, value: object, *, required: bool = True) -> str | None:
     if type(value) is str and value in _VALID_NAMES:
         return value
-    text = _text(path, value, MAX_NAME, required=required)
+    text = check_text(path, value, MAX_NAME, required=required)
     if text is not None and _NAME.match(text) and len(_VALID_NAMES) < 10_000:
         _VALID_NAMES.add(text)
     elif text is not None and not _NAME.match(text):
@@ -95,7 +97,7 @@ def _ident(path: str, value: object) -> str | None:
     """Ids of actors and targets: strings or integers (the identity product shows ``123``)."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    return _text(path, value, MAX_TEXT)
+    return check_text(path, value, MAX_TEXT)
 
 
 @lru_cache(maxsize=65536)
@@ -109,7 +111,7 @@ def canonical_ip(text: str) -> str | None:
 
 
 def _ip(path: str, value: object) -> str | None:
-    text = _text(path, value, 64)
+    text = check_text(path, value, 64)
     if text is None:
         return None
     canonical = canonical_ip(text)
@@ -119,66 +121,6 @@ def _ip(path: str, value: object) -> str | None:
 
 
 _set = object.__setattr__  # frozen records are filled in by their own constructors
-
-
-def _slot_setters(cls: type, names: str) -> tuple[Callable[[Any, Any], None], ...]:
-    """The slots' own setters, in the order named: the unvalidated constructors fill every
-    slot of a record made per request, and these skip ``object.__setattr__``'s lookup (a third
-    of its cost). Every slot must be named, so a new field cannot be left unset."""
-    order = names.split()
-    slots = cls.__dict__["__slots__"]
-    if sorted(order) != sorted(slots):
-        raise AssertionError(f"{cls.__name__} slots are {slots}, not {order}")
-    return tuple(cls.__dict__[name].__set__ for name in order)
-
-
-def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if v is not None}
-
-
-def normalise_timestamp(value: datetime, path: str = "timestamp") -> datetime:
-    """UTC, millisecond precision; a naive datetime is refused rather than guessed at."""
-    if type(value) is datetime and value.tzinfo is timezone.utc and not value.microsecond % 1000:
-        return value
-    if not isinstance(value, datetime):
-        raise InvalidRecordError(path, f"must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidRecordError(path, "must be timezone-aware (naive datetimes are ambiguous)")
-    value = value.astimezone(timezone.utc)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
-
-
-#: The last UTC time formatted, and its text: records written together mostly share their
-#: millisecond, and ``isoformat`` costs microseconds.
-_last_formatted: tuple[datetime, str] = (datetime.min.replace(tzinfo=timezone.utc), "")
-
-
-def format_timestamp(value: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds and ``Z``: fixed width, so text order is time order."""
-    global _last_formatted
-    if value.tzinfo is timezone.utc:  # every record's: the C formatter, half the cost
-        last, text = _last_formatted
-        if value != last:
-            text = value.isoformat(timespec="milliseconds")[:-6] + "Z"
-            _last_formatted = (value, text)
-        return text
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def parse_timestamp(value: object, path: str = "timestamp") -> datetime:
-    """Read an ISO 8601 timestamp written by :func:`format_timestamp` or by another producer."""
-    if isinstance(value, datetime):
-        return normalise_timestamp(value, path)
-    if not isinstance(value, str):
-        raise InvalidRecordError(path, f"must be an ISO 8601 string, not {type(value).__name__}")
-    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidRecordError(path, f"{value!r} is not an ISO 8601 timestamp") from None
-    if parsed.tzinfo is None:
-        raise InvalidRecordError(path, f"{value!r} has no time zone")
-    return normalise_timestamp(parsed, path)
 
 
 def _check_json(path: str, value: Any, depth: int = 0) -> None:
@@ -223,8 +165,43 @@ def normalise_metadata(value: object) -> dict[str, Any]:
     return copied
 
 
+_P = TypeVar("_P", bound="_Part")
+
+
+class _Part:
+    """What the record's parts share: their API object (camelCase keys, absent fields left
+    out) and its parsing, both from the dataclass's own field list."""
+
+    __slots__ = ()
+    #: The part's name in error messages, and its ``(attribute, API name)`` pairs.
+    PATH: ClassVar[str]
+    API: ClassVar[tuple[tuple[str, str], ...]]
+    #: What an API object that leaves a field out means (a person, for an actor's type).
+    DEFAULTS: ClassVar[tuple[Any, ...]]
+
+    def to_api(self) -> dict[str, Any]:
+        out = {}
+        for attribute, name in self.API:
+            value = getattr(self, attribute)
+            if value is not None:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_api(cls: type[_P], data: object) -> _P:
+        if isinstance(data, cls):
+            return data
+        mapping = _mapping(cls.PATH, data)
+        return cls(
+            **{
+                attribute: mapping.get(name, default)
+                for (attribute, name), default in zip(cls.API, cls.DEFAULTS, strict=True)
+            }
+        )
+
+
 @dataclass(frozen=True, slots=True)
-class Actor:
+class Actor(_Part):
     """Who performed the action."""
 
     type: ActorType = "user"
@@ -238,33 +215,16 @@ class Actor:
                 "actor.type", f"{self.type!r} is not one of {', '.join(ACTOR_TYPES)}"
             )
         _set(self, "id", _ident("actor.id", self.id))
-        _text("actor.email", self.email, MAX_EMAIL)
-        _text("actor.name", self.name, MAX_TEXT)
+        check_text("actor.email", self.email, MAX_EMAIL)
+        check_text("actor.name", self.name, MAX_TEXT)
 
     @classmethod
     def system(cls, name: str = "system") -> Actor:
         return cls(type="system", id=name)
 
-    def to_api(self) -> dict[str, Any]:
-        return _drop_none(
-            {"type": self.type, "id": self.id, "email": self.email, "name": self.name}
-        )
-
-    @classmethod
-    def from_api(cls, data: object) -> Actor:
-        if isinstance(data, Actor):
-            return data
-        mapping = _mapping("actor", data)
-        return cls(
-            type=mapping.get("type", "user"),
-            id=mapping.get("id"),
-            email=mapping.get("email"),
-            name=mapping.get("name"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class Target(_Part):
     """The resource the action affected (a user, an API key, a webhook endpoint...)."""
 
     type: str
@@ -273,31 +233,14 @@ class Target:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        _name("target.type", self.type)
+        check_name("target.type", self.type)
         _set(self, "id", _ident("target.id", self.id))
-        _text("target.email", self.email, MAX_EMAIL)
-        _text("target.name", self.name, MAX_TEXT)
-
-    def to_api(self) -> dict[str, Any]:
-        return _drop_none(
-            {"type": self.type, "id": self.id, "email": self.email, "name": self.name}
-        )
-
-    @classmethod
-    def from_api(cls, data: object) -> Target:
-        if isinstance(data, Target):
-            return data
-        mapping = _mapping("target", data)
-        return cls(
-            type=mapping.get("type"),  # type: ignore[arg-type]  # validated in __post_init__
-            id=mapping.get("id"),
-            email=mapping.get("email"),
-            name=mapping.get("name"),
-        )
+        check_text("target.email", self.email, MAX_EMAIL)
+        check_text("target.name", self.name, MAX_TEXT)
 
 
 @dataclass(frozen=True, slots=True)
-class RequestInfo:
+class RequestInfo(_Part):
     """The HTTP request an audited action came in on."""
 
     id: str | None = None
@@ -309,13 +252,13 @@ class RequestInfo:
     peer_ip: str | None = None
 
     def __post_init__(self) -> None:
-        _text("request.id", self.id, MAX_NAME)
+        check_text("request.id", self.id, MAX_NAME)
         if self.method is not None and not (
             isinstance(self.method, str) and _METHOD.match(self.method)
         ):
             raise InvalidRecordError("request.method", f"{self.method!r} is not an HTTP method")
-        _text("request.route", self.route, MAX_PATH)
-        _text("request.path", self.path, MAX_PATH)
+        check_text("request.route", self.route, MAX_PATH)
+        check_text("request.path", self.path, MAX_PATH)
         if self.status is not None and (
             not isinstance(self.status, int)
             or isinstance(self.status, bool)
@@ -331,60 +274,9 @@ class RequestInfo:
             _set(self, "duration_ms", round(float(self.duration_ms), 3))
         _set(self, "peer_ip", _ip("request.peer_ip", self.peer_ip))
 
-    @classmethod
-    def _sanitised(
-        cls,
-        id: str | None,
-        method: str | None,
-        route: str | None,
-        path: str | None,
-        status: int | None,
-        duration_ms: float | None,
-        peer_ip: str | None,
-    ) -> RequestInfo:
-        """Build without validation, from values the capture code has already made valid
-        (sanitised request facts): validating them again is a third of a request record's cost.
-        Not for anything else."""
-        set_id, set_method, set_route, set_path, set_status, set_duration, set_peer = _REQUEST_SLOTS
-        info = object.__new__(cls)
-        set_id(info, id)
-        set_method(info, method)
-        set_route(info, route)
-        set_path(info, path)
-        set_status(info, status)
-        set_duration(info, duration_ms)
-        set_peer(info, peer_ip)
-        return info
-
-    def to_api(self) -> dict[str, Any]:
-        return _drop_none(
-            {
-                "id": self.id,
-                "method": self.method,
-                "route": self.route,
-                "path": self.path,
-                "status": self.status,
-                "durationMs": self.duration_ms,
-                "peerIp": self.peer_ip,
-            }
-        )
-
-    @classmethod
-    def from_api(cls, data: object) -> RequestInfo:
-        mapping = _mapping("request", data)
-        return cls(
-            id=mapping.get("id"),
-            method=mapping.get("method"),
-            route=mapping.get("route"),
-            path=mapping.get("path"),
-            status=mapping.get("status"),
-            duration_ms=mapping.get("durationMs"),
-            peer_ip=mapping.get("peerIp"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class TraceInfo:
+class TraceInfo(_Part):
     """W3C trace context of the work that produced the record (OpenTelemetry ids in hex)."""
 
     trace_id: str
@@ -398,17 +290,9 @@ class TraceInfo:
         ):
             raise InvalidRecordError("trace.spanId", "must be 16 lowercase hex characters")
 
-    def to_api(self) -> dict[str, Any]:
-        return _drop_none({"traceId": self.trace_id, "spanId": self.span_id})
-
-    @classmethod
-    def from_api(cls, data: object) -> TraceInfo:
-        mapping = _mapping("trace", data)
-        return cls(trace_id=mapping.get("traceId"), span_id=mapping.get("spanId"))  # type: ignore[arg-type]
-
 
 @dataclass(frozen=True, slots=True)
-class DeviceInfo:
+class DeviceInfo(_Part):
     """The client device: a stable device id where the app has one, and the parsed user agent."""
 
     id: str | None = None
@@ -419,63 +303,31 @@ class DeviceInfo:
     device: str | None = None
 
     def __post_init__(self) -> None:
-        for name in self.__slots__:
-            _text(f"device.{name}", getattr(self, name), MAX_TEXT)
-
-    def to_api(self) -> dict[str, Any]:
-        return _drop_none(
-            {
-                "id": self.id,
-                "browser": self.browser,
-                "browserVersion": self.browser_version,
-                "os": self.os,
-                "osVersion": self.os_version,
-                "device": self.device,
-            }
-        )
-
-    @classmethod
-    def from_api(cls, data: object) -> DeviceInfo:
-        mapping = _mapping("device", data)
-        return cls(
-            id=mapping.get("id"),
-            browser=mapping.get("browser"),
-            browser_version=mapping.get("browserVersion"),
-            os=mapping.get("os"),
-            os_version=mapping.get("osVersion"),
-            device=mapping.get("device"),
-        )
+        for attribute, name in self.API:
+            check_text(f"device.{name}", getattr(self, attribute), MAX_TEXT)
 
 
-_REQUEST_SLOTS = _slot_setters(RequestInfo, "id method route path status duration_ms peer_ip")
-_EMPTY_REQUEST = RequestInfo()
-_EMPTY_DEVICE = DeviceInfo()
+for _kind, _path in (
+    (Actor, "actor"),
+    (Target, "target"),
+    (RequestInfo, "request"),
+    (TraceInfo, "trace"),
+    (DeviceInfo, "device"),
+):
+    _kind.PATH, _kind.API = _path, api_names(_kind)
+    _kind.DEFAULTS = tuple(
+        None if f.default is MISSING else f.default for f in dataclasses.fields(_kind)
+    )
+
+#: Empty parts carry nothing: a record holds ``None`` instead (one spelling per record).
+EMPTY_REQUEST = RequestInfo()
+EMPTY_DEVICE = DeviceInfo()
 
 
 def _mapping(path: str, data: object) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
         raise InvalidRecordError(path, f"must be an object, not {type(data).__name__}")
     return data
-
-
-#: The last millisecond made a datetime, and that datetime (immutable: records share it).
-_last_moment: tuple[int, datetime] = (-1, datetime.min.replace(tzinfo=timezone.utc))
-
-
-def utc_from_ms(ms: int) -> datetime:
-    """The UTC datetime of a millisecond since the epoch, at record precision. Records made
-    together mostly share their millisecond, so the last one is reused."""
-    global _last_moment
-    last_ms, moment = _last_moment
-    if ms != last_ms:
-        moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
-        _last_moment = (ms, moment)
-    return moment
-
-
-def _utcnow() -> datetime:
-    """Now, already at millisecond precision (so normalising it is a no-op)."""
-    return utc_from_ms(time.time_ns() // 1_000_000)
 
 
 def _part(path: str, value: object, kind: type[Any]) -> None:
@@ -496,7 +348,7 @@ class AuditRecord:
     ip_address: str | None = None
     user_agent: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    timestamp: datetime = field(default_factory=_utcnow)
+    timestamp: datetime = field(default_factory=utcnow)
     message: str | None = None
     tenant: str | None = None
     request: RequestInfo | None = None
@@ -507,8 +359,8 @@ class AuditRecord:
     def __post_init__(self) -> None:
         if not (isinstance(self.id, str) and ID_PATTERN.match(self.id)):
             raise InvalidRecordError("id", f"{self.id!r} is not an auditwire record id")
-        _name("action", self.action)
-        _name("category", self.category)
+        check_name("action", self.action)
+        check_name("category", self.category)
         if self.outcome not in OUTCOMES:
             raise InvalidRecordError(
                 "outcome", f"{self.outcome!r} is not one of {', '.join(OUTCOMES)}"
@@ -521,147 +373,79 @@ class AuditRecord:
         _part("trace", self.trace, TraceInfo)
         _part("device", self.device, DeviceInfo)
         # An empty part carries nothing; keeping it would make two spellings of one record.
-        if self.request is not None and self.request == _EMPTY_REQUEST:
+        if self.request is not None and self.request == EMPTY_REQUEST:
             _set(self, "request", None)
-        if self.device is not None and self.device == _EMPTY_DEVICE:
+        if self.device is not None and self.device == EMPTY_DEVICE:
             _set(self, "device", None)
         _set(self, "ip_address", _ip("ipAddress", self.ip_address))
-        _text("userAgent", self.user_agent, MAX_USER_AGENT)
-        _text("message", self.message, MAX_MESSAGE)
-        _text("tenant", self.tenant, MAX_TEXT)
+        check_text("userAgent", self.user_agent, MAX_USER_AGENT)
+        check_text("message", self.message, MAX_MESSAGE)
+        check_text("tenant", self.tenant, MAX_TEXT)
         _set(self, "metadata", normalise_metadata(self.metadata))
         _set(self, "timestamp", normalise_timestamp(self.timestamp))
-
-    @classmethod
-    def _sanitised(
-        cls,
-        action: str,
-        category: str,
-        actor: Actor,
-        target: Target | None,
-        outcome: Outcome,
-        ip_address: str | None,
-        user_agent: str | None,
-        metadata: dict[str, Any],
-        timestamp: datetime,
-        tenant: str | None,
-        request: RequestInfo | None,
-        trace: TraceInfo | None,
-        device: DeviceInfo | None,
-    ) -> AuditRecord:
-        """Build without validation, from parts that are valid by construction: validated
-        objects (actor, target, request, trace, device), names from the catalog, and values the
-        capture code sanitised (canonical addresses, capped user agents, millisecond UTC
-        timestamps, normalised metadata). Validating them again is most of the cost of a
-        captured request's record, paid for every request. Not for anything else."""
-        (
-            set_id, set_action, set_category, set_actor, set_target, set_outcome, set_ip,
-            set_user_agent, set_metadata, set_timestamp, set_message, set_tenant, set_request,
-            set_trace, set_device,
-        ) = _RECORD_SLOTS  # fmt: skip
-        record = object.__new__(cls)
-        set_id(record, new_id())
-        set_action(record, action)
-        set_category(record, category)
-        set_actor(record, actor)
-        set_target(record, target)
-        set_outcome(record, outcome)
-        set_ip(record, ip_address)
-        set_user_agent(record, user_agent)
-        set_metadata(record, metadata)
-        set_timestamp(record, timestamp)
-        set_message(record, None)
-        set_tenant(record, tenant)
-        set_request(record, request)
-        set_trace(record, trace)
-        set_device(record, device)
-        return record
-
-    def _set_message(self, message: str) -> None:
-        """Fill in the rendered message of a record that was just built and is not shared yet
-        (rendering needs the validated record; building it twice would double the cost)."""
-        _text("message", message, MAX_MESSAGE)
-        _set(self, "message", message)
 
     def with_changes(self, **changes: Any) -> AuditRecord:
         """A validated copy with some fields replaced (records themselves never change)."""
         return replace(self, **changes)
 
     def to_api(self) -> dict[str, Any]:
-        """The API JSON object (camelCase keys, ISO 8601 UTC timestamp)."""
-        return {
-            "id": self.id,
-            "action": self.action,
-            "category": self.category,
-            "actor": self.actor.to_api(),
-            "target": None if self.target is None else self.target.to_api(),
-            "outcome": self.outcome,
-            "ipAddress": self.ip_address,
-            "userAgent": self.user_agent,
-            "metadata": self.metadata,
-            "timestamp": format_timestamp(self.timestamp),
-            "message": self.message,
-            "tenant": self.tenant,
-            "request": None if self.request is None else self.request.to_api(),
-            "trace": None if self.trace is None else self.trace.to_api(),
-            "device": None if self.device is None else self.device.to_api(),
-        }
+        """The API JSON object (camelCase keys, ISO 8601 UTC timestamp; every key present,
+        ``null`` for what the record does not carry)."""
+        out: dict[str, Any] = {}
+        for attribute, name in _RECORD_API:
+            value = getattr(self, attribute)
+            if attribute in PART_TYPES:
+                value = None if value is None else value.to_api()
+            elif attribute == "timestamp":
+                value = format_timestamp(value)
+            out[name] = value
+        return out
 
     @classmethod
     def from_api(cls, data: object) -> AuditRecord:
         """Validate and rebuild a record from its API JSON object."""
         mapping = _mapping("record", data)
-        if "id" not in mapping:
-            raise InvalidRecordError("id", "is required")
-        if "timestamp" not in mapping:
-            raise InvalidRecordError("timestamp", "is required")
-
-        def part(key: str, build: Any) -> Any:
-            value = mapping.get(key)
-            return None if value is None else build(value)
-
-        return cls(
-            id=mapping["id"],
-            action=mapping.get("action"),  # type: ignore[arg-type]
-            category=mapping.get("category"),  # type: ignore[arg-type]
-            actor=Actor.from_api(mapping.get("actor")),
-            target=part("target", Target.from_api),
-            outcome=mapping.get("outcome"),  # type: ignore[arg-type]
-            ip_address=mapping.get("ipAddress"),
-            user_agent=mapping.get("userAgent"),
-            metadata=mapping.get("metadata") or {},
-            timestamp=parse_timestamp(mapping["timestamp"]),
-            message=mapping.get("message"),
-            tenant=mapping.get("tenant"),
-            request=part("request", RequestInfo.from_api),
-            trace=part("trace", TraceInfo.from_api),
-            device=part("device", DeviceInfo.from_api),
-        )
+        for required in ("id", "timestamp"):
+            if required not in mapping:
+                raise InvalidRecordError(required, "is required")
+        fields: dict[str, Any] = {}
+        for attribute, name in _RECORD_API:
+            value = mapping.get(name)
+            if attribute == "actor":
+                value = Actor.from_api(value)  # required: a missing actor is an error
+            elif attribute in PART_TYPES:
+                value = None if value is None else PART_TYPES[attribute].from_api(value)
+            elif attribute == "timestamp":
+                value = parse_timestamp(value)
+            elif attribute == "metadata":
+                value = value or {}
+            fields[attribute] = value
+        return cls(**fields)
 
 
-_RECORD_SLOTS = _slot_setters(
-    AuditRecord,
-    "id action category actor target outcome ip_address user_agent metadata timestamp message "
-    "tenant request trace device",
-)
+#: The record's own fields by their API names, the id first (as the identity product shows
+#: it; the dataclass declares it last, as it has a default), and the fields that are parts.
+_RECORD_API = (("id", "id"), *(pair for pair in api_names(AuditRecord) if pair[0] != "id"))
+PART_TYPES: dict[str, type[_Part]] = {
+    "actor": Actor,
+    "target": Target,
+    "request": RequestInfo,
+    "trace": TraceInfo,
+    "device": DeviceInfo,
+}
+
+
+def _flat_value(record: AuditRecord, path: str) -> str | None:
+    head, _, rest = path.partition(".")
+    value = getattr(record, head)
+    if rest:
+        value = None if value is None else getattr(value, rest)
+    elif head == "timestamp":
+        value = format_timestamp(value)
+    return value  # type: ignore[no-any-return]
 
 
 def flat_fields(record: AuditRecord) -> dict[str, str | None]:
-    """The record's scalar fields by their API names, for tabular stores and exports."""
-    target = record.target
-    return {
-        "id": record.id,
-        "timestamp": format_timestamp(record.timestamp),
-        "action": record.action,
-        "category": record.category,
-        "outcome": record.outcome,
-        "actorType": record.actor.type,
-        "actorId": record.actor.id,
-        "actorEmail": record.actor.email,
-        "targetType": target.type if target else None,
-        "targetId": target.id if target else None,
-        "ipAddress": record.ip_address,
-        "userAgent": record.user_agent,
-        "tenant": record.tenant,
-        "message": record.message,
-    }
+    """The record's scalar fields by their API names (:data:`~auditwire._fields.FLAT_FIELDS`),
+    for tabular stores and exports."""
+    return {name: _flat_value(record, path) for name, path in FLAT_FIELDS}

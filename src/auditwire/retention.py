@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Protocol, runtime_checkable
+from datetime import datetime, timedelta
 
 _AGE = re.compile(r"^\s*(\d+)\s*([dhw])\s*$")
 
@@ -67,16 +66,3 @@ class RetentionPolicy:
 class RetentionResult:
     removed_records: int
     removed_partitions: tuple[str, ...] = ()
-
-
-@runtime_checkable
-class Retaining(Protocol):
-    """A store that can apply a retention policy."""
-
-    def apply_retention(
-        self, policy: RetentionPolicy, *, now: datetime | None = None
-    ) -> RetentionResult: ...
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)

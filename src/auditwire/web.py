@@ -23,12 +23,12 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from auditwire.capture import ANONYMOUS, scope_user
-from auditwire.client_ip import canonical
+from auditwire.capture.client_ip import canonical
+from auditwire.capture.records import ANONYMOUS, scope_user
 from auditwire.errors import InvalidQueryError, MissingDependencyError, RecordNotFoundError
-from auditwire.export import FORMATS, export
-from auditwire.filters import list_records, parse_list_request
-from auditwire.openapi import openapi_document
+from auditwire.listing.export import FORMATS, export
+from auditwire.listing.openapi import openapi_document
+from auditwire.listing.params import list_records, parse_list_request
 from auditwire.stores.base import Store
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
     from auditwire.audit_log import AuditLog
     from auditwire.record import AuditRecord
+
+__all__ = ["READ_SCOPES", "Permission", "audit_log_routes", "default_permission"]
 
 Permission = Callable[["Request"], bool]
 READ_SCOPES = frozenset({"admin", "security_logs"})
@@ -82,6 +84,7 @@ def audit_log_routes(
     """The routes; mount them under a prefix (with ``{tenant}`` for per-tenant URLs).
     ``mounted_at`` is that prefix as the OpenAPI description (``openapi.json``) states it."""
     try:
+        from starlette.concurrency import run_in_threadpool
         from starlette.responses import JSONResponse, StreamingResponse
         from starlette.routing import Route
     except ImportError:
@@ -127,12 +130,17 @@ def audit_log_routes(
         return endpoint
 
     async def list_logs(request: Request) -> Response:
-        body = list_records(readable, request.query_params, tenant=tenant_of(request))
+        # Store I/O in a worker thread: a slow query must not hold up the event loop.
+        body = await run_in_threadpool(
+            list_records, readable, request.query_params, tenant=tenant_of(request)
+        )
         audited(request, "audit_log.read", {"filters": dict(request.query_params)})
         return JSONResponse(body)
 
     async def retrieve(request: Request) -> Response:
-        record = readable.get(request.path_params["log_id"], tenant=tenant_of(request))
+        record = await run_in_threadpool(
+            readable.get, request.path_params["log_id"], tenant=tenant_of(request)
+        )
         audited(request, "audit_log.read", {"logId": record.id})
         return JSONResponse({"data": record.to_api()})
 
@@ -154,7 +162,7 @@ def audit_log_routes(
             tenant=tenant_of(request),
         ).query
         audited(request, "export.created", {"format": export_format, "filters": filters})
-        return StreamingResponse(
+        return StreamingResponse(  # a plain iterator: Starlette reads it in a worker thread
             export(readable, query, export_format),
             media_type=FORMATS[export_format],
             headers={"content-disposition": f'attachment; filename="audit-logs.{export_format}"'},
@@ -162,7 +170,7 @@ def audit_log_routes(
 
     async def security_logs(request: Request) -> Response:
         listing = parse_list_request(request.query_params, tenant=tenant_of(request))
-        page = readable.page(listing.query, listing.page)
+        page = await run_in_threadpool(readable.page, listing.query, listing.page)
         audited(request, "audit_log.read", {"filters": dict(request.query_params)})
         return JSONResponse(
             {

@@ -9,11 +9,19 @@ a response the server stopped sending early (the client left) is recorded as dis
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditwire.audit_log import AuditLog
-from auditwire.capture import Capture, RequestFacts, read_wsgi_headers
-from auditwire.context import bind, unbind
+from auditwire.capture.context import bind, current, unbind
+from auditwire.capture.facts import RequestFacts, read_wsgi_headers
+from auditwire.capture.middleware import Capture
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from auditwire.capture.options import CaptureOptions
+
+__all__ = ["ENVIRON_KEY", "AuditMiddleware", "Environ", "StartResponse", "WSGIApp", "init_flask"]
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Callable[[bytes], object]]
@@ -34,12 +42,17 @@ def _path(environ: Environ) -> str:
 
 class AuditMiddleware:
     """``app.wsgi_app = AuditMiddleware(app.wsgi_app, audit_log, ...)``; the options are those
-    of the ASGI middleware (:class:`auditwire.capture.Capture`)."""
+    of the ASGI middleware (:class:`~auditwire.capture.options.CaptureOptions`)."""
 
-    def __init__(self, app: WSGIApp, audit_log: AuditLog | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        audit_log: AuditLog | None = None,
+        **options: Unpack[CaptureOptions],
+    ) -> None:
         self.app = app
         self.audit_log = audit_log if audit_log is not None else AuditLog()
-        self.capture = Capture(self.audit_log, **options)
+        self.capture = Capture(self.audit_log.builder, self.audit_log.submit, **options)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         capture = self.capture
@@ -47,16 +60,17 @@ class AuditMiddleware:
         path = _path(environ)
         if not capture.wants(method, path):
             return self.app(environ, start_response)
+        options = capture.options
         facts = RequestFacts(
-            capture,
+            options,
             method,
             path,
             read_wsgi_headers,
             environ.get("REMOTE_ADDR"),
             environ,
         )
-        if capture.read_span is not None:
-            facts.span_context = capture.read_span()
+        if options.read_span is not None:
+            facts.span_context = options.read_span()
         environ[ENVIRON_KEY] = facts
 
         def audit_start_response(
@@ -66,9 +80,9 @@ class AuditMiddleware:
                 facts.status = int(status[:3])
             except (TypeError, ValueError):
                 facts.status = None
-            if capture.devices is not None and facts.action in capture.login_actions:
+            if options.devices is not None:
                 secure = environ.get("wsgi.url_scheme") == "https"
-                cookie = capture.device_cookie_header(facts, secure)
+                cookie = capture.login_cookie(facts, secure=secure)
                 if cookie is not None:
                     headers = [*headers, (cookie[0].decode(), cookie[1].decode("latin-1"))]
             return start_response(status, headers, exc_info)
@@ -82,17 +96,18 @@ class AuditMiddleware:
             raise
         finally:
             unbind(token)
-        return _AuditedBody(result, facts)
+        return _AuditedBody(result, facts, capture)
 
 
 class _AuditedBody:
     """The application's response iterable, watched: errors while streaming, early close."""
 
-    __slots__ = ("_closed", "_exhausted", "_facts", "_iterator", "_result")
+    __slots__ = ("_capture", "_closed", "_exhausted", "_facts", "_iterator", "_result")
 
-    def __init__(self, result: Iterable[bytes], facts: RequestFacts) -> None:
+    def __init__(self, result: Iterable[bytes], facts: RequestFacts, capture: Capture) -> None:
         self._result = result
         self._facts = facts
+        self._capture = capture
         self._iterator: Iterator[bytes] | None = None
         self._exhausted = False
         self._closed = False
@@ -126,7 +141,7 @@ class _AuditedBody:
             raise
         finally:
             facts.disconnected = not self._exhausted and facts.error_type is None
-            facts.capture.finish(facts)
+            self._capture.finish(facts)
 
 
 def init_flask(app: Any) -> None:
@@ -137,8 +152,6 @@ def init_flask(app: Any) -> None:
     request's audit context.
     """
     from flask import request
-
-    from auditwire.context import current
 
     @app.before_request  # type: ignore[untyped-decorator]
     def _note_route() -> None:

@@ -1,13 +1,40 @@
-"""What auditwire asks of the places records go to."""
+"""The store contract: what auditwire asks of the places records go to — the only part of
+``stores`` that capture, delivery and listing see.
+
+- :class:`Sink` accepts records; :class:`Store` also reads them back; :class:`Flushable`
+  writes in the background and can be waited for; :class:`Retaining` applies retention.
+- :class:`Destination` is a remote store the delivery pipeline sends encoded batches to,
+  answering one :class:`ItemResult` per entry or raising :class:`SendError` for the whole
+  batch; :class:`AsyncDestination` also sends from an asyncio event loop.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from auditwire.errors import SendError
 
 if TYPE_CHECKING:
     from auditwire.query import AuditQuery, Page
     from auditwire.record import AuditRecord
+    from auditwire.retention import RetentionPolicy, RetentionResult
+
+__all__ = [
+    "AsyncDestination",
+    "AsyncSender",
+    "Destination",
+    "Flushable",
+    "ItemResult",
+    "Retaining",
+    "SendError",
+    "Sink",
+    "Store",
+    "delivered_status",
+    "retryable_status",
+]
 
 
 @runtime_checkable
@@ -47,3 +74,74 @@ class Store(Sink, Protocol):
         ...
 
     def count(self, query: AuditQuery | None = None) -> int: ...
+
+
+@runtime_checkable
+class Retaining(Protocol):
+    """A store that can apply a retention policy."""
+
+    def apply_retention(
+        self, policy: RetentionPolicy, *, now: datetime | None = None
+    ) -> RetentionResult: ...
+
+
+def retryable_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def delivered_status(status: int) -> bool:
+    """2xx, or 409: the store has a record with this id already (an earlier try got through)."""
+    return 200 <= status < 300 or status == 409
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """The store's answer for one entry of a batch: an HTTP-like status and the reason.
+    ``retryable`` overrides what the status says (a store knows refusals that pass)."""
+
+    status: int
+    error: str | None = None
+    retryable: bool | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return delivered_status(self.status)
+
+    @property
+    def worth_retrying(self) -> bool:
+        return self.retryable if self.retryable is not None else retryable_status(self.status)
+
+
+@runtime_checkable
+class Destination(Sink, Protocol):
+    """A remote store the delivery pipeline sends batches to (and that can still be written
+    directly, synchronously, with ``write``)."""
+
+    @property
+    def spool_name(self) -> str:
+        """Names the destination (kind, cluster, index prefix): a spool is only ever replayed
+        to the destination it was written for."""
+        ...
+
+    def encode(self, record: AuditRecord) -> bytes:
+        """One record as one spool entry, in the form :meth:`send` sends."""
+        ...
+
+    def send(self, payloads: Sequence[bytes]) -> Sequence[ItemResult]:
+        """Send encoded entries in one request; one result per entry, in order. Raises
+        :class:`SendError` when the request as a whole failed."""
+        ...
+
+
+#: Sends encoded entries from an event loop, as :meth:`Destination.send` does from a thread.
+AsyncSender = Callable[[Sequence[bytes]], Awaitable[Sequence[ItemResult]]]
+
+
+@runtime_checkable
+class AsyncDestination(Destination, Protocol):
+    """A destination that can also send from an asyncio event loop, through an async client
+    of its kind (for :class:`~auditwire.delivery.aio.AsyncDelivery`)."""
+
+    def async_sender(self, client: Any) -> AsyncSender:
+        """A coroutine function sending as :meth:`send` does, through ``client``."""
+        ...

@@ -12,25 +12,31 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from auditwire.delivery import ItemResult, SendError
-from auditwire.errors import MissingDependencyError
+from auditwire.errors import (
+    MissingDependencyError,
+    SendError,
+    TemplateRefusedError,
+    UnsupportedError,
+)
+from auditwire.stores.base import AsyncSender, ItemResult
+
+__all__ = [
+    "BULK_FILTER",
+    "REQUEST_REFUSED",
+    "ClusterApi",
+    "ElasticsearchApi",
+    "OpenSearchApi",
+    "async_elasticsearch_sender",
+    "bulk_results",
+    "elasticsearch_client",
+    "elasticsearch_send_error",
+    "opensearch_client",
+]
 
 #: Whole-request answers that resending cannot fix; the pipeline splits such a batch instead.
 REQUEST_REFUSED = frozenset({400, 413})
 BULK_FILTER = "items.*.status,items.*.error.type,items.*.error.reason"
 _SCOPE: dict[str, Any] = {"ignore_unavailable": True, "allow_no_indices": True}
-
-
-class Unsupported(Exception):
-    """The cluster has no handler for this call (a module missing from its distribution)."""
-
-
-class TemplateRefused(Exception):
-    """The cluster refused an index template; ``detail`` is its answer."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class ClusterApi(Protocol):
@@ -63,6 +69,27 @@ def elasticsearch_send_error(exc: Exception) -> SendError:
             retryable=status not in REQUEST_REFUSED,
         )
     return SendError(f"Elasticsearch is unreachable: {getattr(exc, 'message', exc)}")
+
+
+def async_elasticsearch_sender(client: Any, refresh: bool | str) -> AsyncSender:
+    """A coroutine function sending encoded entries in one ``_bulk`` request through an
+    ``AsyncElasticsearch``, without the client's own retries (the pipeline retries)."""
+    sender = client.options(max_retries=0, retry_on_timeout=False)
+
+    async def send(payloads: Sequence[bytes]) -> list[ItemResult]:
+        from elasticsearch import ApiError, TransportError
+
+        try:
+            answer = await sender.bulk(
+                operations=b"\n".join(payloads) + b"\n",
+                refresh=refresh,
+                filter_path=BULK_FILTER,
+            )
+        except (ApiError, TransportError) as exc:
+            raise elasticsearch_send_error(exc) from exc
+        return bulk_results(answer.body)
+
+    return send
 
 
 def bulk_results(body: dict[str, Any]) -> list[ItemResult]:
@@ -132,7 +159,7 @@ class ElasticsearchApi:
         try:
             self.client.indices.put_index_template(name=name, **body)
         except BadRequestError as exc:
-            raise TemplateRefused(str(exc.body)) from exc
+            raise TemplateRefusedError(str(exc.body)) from exc
 
     def index_names(self, pattern: str) -> list[str]:
         answer = self.client.indices.get(
@@ -152,7 +179,7 @@ class ElasticsearchApi:
             )
         except BadRequestError as exc:
             if "no handler found" in str(exc):
-                raise Unsupported("_delete_by_query") from exc
+                raise UnsupportedError("_delete_by_query") from exc
             raise
         return int(answer["deleted"])
 
@@ -234,7 +261,7 @@ class OpenSearchApi:
         try:
             self.client.indices.put_index_template(name=name, body=body)
         except RequestError as exc:
-            raise TemplateRefused(str(exc.info)) from exc
+            raise TemplateRefusedError(str(exc.info)) from exc
 
     def index_names(self, pattern: str) -> list[str]:
         answer = self.client.indices.get(
@@ -256,7 +283,7 @@ class OpenSearchApi:
             )
         except RequestError as exc:
             if "no handler found" in str(exc.info):
-                raise Unsupported("_delete_by_query") from exc
+                raise UnsupportedError("_delete_by_query") from exc
             raise
         return int(answer["deleted"])
 

@@ -14,11 +14,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from auditwire._time import format_timestamp, utcnow
 from auditwire.catalog import EventCatalog
-from auditwire.delivery import ItemResult
 from auditwire.ecs import from_ecs, to_ecs
-from auditwire.errors import BulkWriteError, RecordNotFoundError, StoreError
-from auditwire.index_template import (
+from auditwire.errors import (
+    BulkWriteError,
+    RecordNotFoundError,
+    StoreError,
+    TemplateRefusedError,
+    UnsupportedError,
+)
+from auditwire.query import AuditQuery, Page
+from auditwire.retention import RetentionPolicy, RetentionResult
+from auditwire.stores.base import AsyncSender, ItemResult
+from auditwire.stores.clusters import (
+    ClusterApi,
+    ElasticsearchApi,
+    OpenSearchApi,
+    async_elasticsearch_sender,
+    elasticsearch_client,
+    opensearch_client,
+)
+from auditwire.stores.index_template import (
     DEFAULT_PREFIX,
     TYPE_FALLBACKS,
     Partitioning,
@@ -28,18 +45,7 @@ from auditwire.index_template import (
     read_pattern,
     write_index,
 )
-from auditwire.query import AuditQuery, Page, to_elasticsearch
-from auditwire.record import format_timestamp
-from auditwire.retention import RetentionPolicy, RetentionResult, utcnow
-from auditwire.stores.clusters import (
-    ClusterApi,
-    ElasticsearchApi,
-    OpenSearchApi,
-    TemplateRefused,
-    Unsupported,
-    elasticsearch_client,
-    opensearch_client,
-)
+from auditwire.stores.translate import to_elasticsearch
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -62,6 +68,9 @@ class SetupResult:
     #: a rollover would store a second copy, where an index named by the record's own time
     #: refuses it. ``partitioning="data_stream"`` chooses the data stream anyway.
     data_streams: bool = False
+
+
+__all__ = ["ElasticsearchStore", "OpenSearchStore", "SetupResult"]
 
 
 class ElasticsearchStore:
@@ -129,7 +138,7 @@ class ElasticsearchStore:
             )
             try:
                 self._api.put_template(self.prefix, body)
-            except TemplateRefused as exc:
+            except TemplateRefusedError as exc:
                 missing = {
                     name
                     for match in _UNKNOWN_TYPE.finditer(exc.detail)
@@ -171,6 +180,11 @@ class ElasticsearchStore:
         """One ``_bulk`` request of encoded records; one result per record. The client's own
         retries are off: the delivery pipeline retries only what failed, with backoff."""
         return self._api.send_bulk(b"\n".join(payloads) + b"\n", self.refresh)
+
+    def async_sender(self, client: Any) -> AsyncSender:
+        """Sends as :meth:`send` does, from an event loop, through ``client`` (an
+        ``AsyncElasticsearch``): what :class:`~auditwire.delivery.aio.AsyncDelivery` uses."""
+        return async_elasticsearch_sender(client, self.refresh)
 
     def write(self, records: Sequence[AuditRecord]) -> None:
         """Write all records now; duplicates count as written, any other refusal raises."""
@@ -263,7 +277,7 @@ class ElasticsearchStore:
         it, else (minimal distributions lack the module) search and bulk-delete by id."""
         try:
             return self._api.delete_by_query(self.read_pattern, query)
-        except Unsupported:
+        except UnsupportedError:
             pass
         deleted = 0
         while True:

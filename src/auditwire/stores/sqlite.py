@@ -18,10 +18,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from auditwire._time import format_timestamp, utcnow
 from auditwire.errors import RecordNotFoundError, StoreError
-from auditwire.query import SQL_ORDER, AuditQuery, Page, ip_key, to_sql
-from auditwire.record import AuditRecord, flat_fields, format_timestamp
-from auditwire.retention import RetentionPolicy, RetentionResult, utcnow
+from auditwire.query import AuditQuery, Page
+from auditwire.record import AuditRecord, flat_fields
+from auditwire.retention import RetentionPolicy, RetentionResult
+from auditwire.stores.translate import SQL_ORDER, ip_key, to_sql
+
+__all__ = ["SCHEMA", "SQLiteStore"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_records (

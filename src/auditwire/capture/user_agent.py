@@ -15,7 +15,7 @@ from auditwire.errors import MissingDependencyError
 from auditwire.record import MAX_TEXT, DeviceInfo
 
 #: Stored user agents are cut to this many characters (real ones are under 300).
-MAX_USER_AGENT = 512
+KEPT_USER_AGENT = 512
 _OTHER = "Other"
 
 
@@ -35,15 +35,15 @@ def sanitize(value: str | None) -> str | None:
     """A user agent safe to store: control characters removed, length capped (cached: real
     traffic repeats a few hundred agents). Only the part that can be kept is the cache key, so
     huge agents cannot fill the cache."""
-    return None if value is None else _sanitize(value[: MAX_USER_AGENT * 2])
+    return None if value is None else _sanitize(value[: KEPT_USER_AGENT * 2])
 
 
 @lru_cache(maxsize=4096)
 def _sanitize(value: str) -> str | None:
     if value.isprintable():
-        value = value[:MAX_USER_AGENT]
+        value = value[:KEPT_USER_AGENT]
     else:
-        value = _UNPRINTABLE.sub("", value[: MAX_USER_AGENT * 2])[:MAX_USER_AGENT]
+        value = _UNPRINTABLE.sub("", value[: KEPT_USER_AGENT * 2])[:KEPT_USER_AGENT]
     return value.strip() or None
 
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from auditwire.capture import trace_info
-from auditwire.context import current
+from auditwire.capture.context import current
+from auditwire.capture.trace import trace_info
 from auditwire.errors import InvalidRecordError
 
 if TYPE_CHECKING:
     from auditwire.audit_log import AuditLog
     from auditwire.record import AuditRecord
+
+__all__ = ["FRAMEWORK_KEYS", "RECORD_FIELDS", "build_from_log"]
 
 #: Keywords that are record fields rather than metadata.
 RECORD_FIELDS = frozenset({"actor", "target", "outcome", "category", "tenant", "metadata"})

@@ -15,14 +15,41 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from auditwire.errors import InvalidRecordError
-from auditwire.record import OUTCOMES, Actor, ActorType, Outcome, Target, normalise_metadata
+from auditwire.record import (
+    OUTCOMES,
+    Actor,
+    ActorType,
+    Outcome,
+    RequestInfo,
+    Target,
+    check_name,
+    normalise_metadata,
+)
 
 if TYPE_CHECKING:
-    from auditwire.capture import RequestFacts
     from auditwire.catalog import EventCatalog
+
+__all__ = ["AuditContext", "CapturedRequest", "bind", "current", "unbind"]
+
+
+class CapturedRequest(Protocol):
+    """What a captured request offers to records made during it (log calls, for instance)."""
+
+    @property
+    def ip_address(self) -> str | None: ...
+
+    @property
+    def user_agent(self) -> str | None: ...
+
+    #: OpenTelemetry's span context of the request, when trace capture is on.
+    span_context: Any
+
+    def request_info(
+        self, *, status: int | None = None, duration_ms: float | None = None
+    ) -> RequestInfo: ...
 
 
 class AuditContext:
@@ -83,14 +110,12 @@ class AuditContext:
         outcome: Outcome | None = None,
     ) -> None:
         """Name the audit event this request is (and optionally its target and details)."""
-        from auditwire.record import _name
-
-        _name("action", action)
+        check_name("action", action)
         if self._catalog is not None:
             self._catalog.resolve(action)  # a strict catalog refuses unknown actions here
         self.action = action
         if category is not None:
-            self.category = _name("category", category)
+            self.category = check_name("category", category)
         if target is not None:
             self.set_target(target)
         if metadata:
@@ -119,7 +144,7 @@ class AuditContext:
         self.skipped = True
 
     @property
-    def request(self) -> RequestFacts | None:
+    def request(self) -> CapturedRequest | None:
         """The captured request (client IP, user agent, request id), for log enrichment;
         ``None`` for a context made outside the middleware."""
         return None

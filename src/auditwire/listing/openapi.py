@@ -1,19 +1,21 @@
 """The OpenAPI 3.1 description of the audit-log API (:mod:`auditwire.web`).
 
 Built from the same vocabulary and schema the code uses, so the description cannot drift from
-the behaviour: the filter parameters come from :data:`auditwire.filters.VOCABULARY`, the record
-from the shipped JSON Schema.
+the behaviour: the filter parameters come from :data:`auditwire.listing.params.VOCABULARY`,
+the record from the shipped JSON Schema.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from auditwire.export import FORMATS
-from auditwire.filters import VOCABULARY
+from auditwire.listing.export import FORMATS
+from auditwire.listing.params import VOCABULARY
 from auditwire.query import MAX_LIMIT
 from auditwire.record import OUTCOMES
 from auditwire.schema import record_schema
+
+__all__ = ["openapi_document"]
 
 _SINGLE = {"start", "end"}
 _DESCRIPTIONS = {

@@ -15,12 +15,15 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
-from auditwire.query import AuditQuery, Position
+from auditwire._fields import FLAT_FIELDS
+from auditwire.query import AuditQuery, Cursor
 from auditwire.record import flat_fields
 
 if TYPE_CHECKING:
     from auditwire.record import AuditRecord
     from auditwire.stores.base import Store
+
+__all__ = ["BATCH", "CSV_COLUMNS", "FORMATS", "ExportFormat", "csv_row", "export", "records"]
 
 ExportFormat = Literal["csv", "json", "ndjson"]
 FORMATS: dict[str, str] = {
@@ -29,23 +32,8 @@ FORMATS: dict[str, str] = {
     "ndjson": "application/x-ndjson",
 }
 BATCH = 1000
-CSV_COLUMNS = (
-    "id",
-    "timestamp",
-    "action",
-    "category",
-    "outcome",
-    "actorType",
-    "actorId",
-    "actorEmail",
-    "targetType",
-    "targetId",
-    "ipAddress",
-    "userAgent",
-    "tenant",
-    "message",
-    "metadata",
-)
+#: The record's flat fields, then its metadata as JSON.
+CSV_COLUMNS: tuple[str, ...] = (*(name for name, _ in FLAT_FIELDS), "metadata")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -57,7 +45,7 @@ def records(store: Store, query: AuditQuery, batch: int = BATCH) -> Iterator[Aud
         yield from found
         if len(found) < batch:
             return
-        current = replace(current, after=Position.of(found[-1]))
+        current = replace(current, after=Cursor.of(found[-1]))
 
 
 def _cell(value: object) -> str:

@@ -32,17 +32,17 @@ import atexit
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal
 
 from auditwire._fork import renew_in_child
-from auditwire.failures import FailureLog
+from auditwire.delivery.failures import FailureLog
 from auditwire.record import AuditRecord
+from auditwire.stores.base import Sink
 
-if TYPE_CHECKING:
-    from auditwire.stores.base import Sink
+__all__ = ["BUSY_POLL", "OVERFLOW_POLICIES", "Deferred", "HandOff", "HandOffStats", "Overflow"]
 
 logger = logging.getLogger("auditwire")
 Overflow = Literal["spool", "block", "drop"]
@@ -54,14 +54,12 @@ _STOP = object()
 _WAKE = object()  # the first item after a quiet spell: the writer stops sleeping
 
 
-class Deferred(Protocol):
-    """Raw facts that become records when a batch of them is built."""
-
-    def build(self) -> Sequence[AuditRecord]: ...
+#: Raw facts that become records when a batch of them is built (called then).
+Deferred = Callable[[], Sequence[AuditRecord]]
 
 
 @dataclass(frozen=True, slots=True)
-class WriterStats:
+class HandOffStats:
     submitted: int
     written: int
     pending: int
@@ -71,11 +69,11 @@ class WriterStats:
     last_error: str | None
 
     @classmethod
-    def empty(cls) -> WriterStats:
+    def empty(cls) -> HandOffStats:
         return cls(0, 0, 0, 0, 0, 0, None)
 
 
-class BackgroundWriter:
+class HandOff:
     """Builds submitted items into records and writes them, in batches (see the module)."""
 
     def __init__(
@@ -117,7 +115,7 @@ class BackgroundWriter:
         self._thread: threading.Thread | None = None
         self._closed = False
         atexit.register(self.close)
-        renew_in_child(self, BackgroundWriter._after_fork)
+        renew_in_child(self, HandOff._after_fork)
 
     def _after_fork(self) -> None:
         """In a forked child: the parent's thread, items and locks stayed behind (the parent
@@ -192,7 +190,7 @@ class BackgroundWriter:
                 records.append(item)
                 continue
             try:
-                records.extend(item.build())  # type: ignore[attr-defined]
+                records.extend(item())  # type: ignore[operator]
             except Exception as exc:
                 self._failures.note(f"building a record failed: {exc!r}")
         return records
@@ -286,9 +284,9 @@ class BackgroundWriter:
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=2.0)
 
-    def stats(self) -> WriterStats:
+    def stats(self) -> HandOffStats:
         with self._lock:
-            return WriterStats(
+            return HandOffStats(
                 submitted=self._accepted,
                 written=self._written,
                 pending=max(0, self._accepted - self._overflowed - self._done),

@@ -1,46 +1,53 @@
-"""Delivery to a remote store: spool first, then send in batches, retry until delivered.
+"""The delivery plan: every decision of delivering a spool, none of the waiting.
 
-:class:`Delivery` is a sink. Its ``write`` encodes the records for their destination and
-appends them to the local :class:`~auditwire.spool.Spool` — a local file append, never a network
-call — and returns: a record ``write`` accepted survives the process being killed. A worker
-thread reads the spool in order, sends batches (by count, bytes and time), and advances the
-spool's acknowledged position only once every entry of a batch is delivered or dead-lettered.
-
-Sending is at least once; the destination makes it exactly once: Elasticsearch writes are
-``create`` operations with the record id into the partition named by the record's time, so
-a record sent twice is refused as a duplicate (409), which counts as delivered.
+:class:`DeliveryPlan` holds a destination, its spool, the batching and retry settings and the
+figures, and yields what to do as steps — :class:`Send` these payloads, :class:`Wait` for
+records, :class:`Sleep` (back off) — for a driver to carry out: a thread
+(:class:`~auditwire.delivery.pipeline.Delivery`) or a task on an event loop
+(:class:`~auditwire.delivery.aio.AsyncDelivery`). Both drive the same plan, so they make the
+same decisions.
 
 Failures are classified per entry: a connection error, timeout, 429 or 5xx is retried with
 capped exponential backoff and jitter, resending only the entries that failed; an entry the
 store refuses for good (a mapping error) goes to the dead-letter file with the reason. A whole
 request refused for good (413, 400) is split in halves until the offending entry is alone.
-Nothing is dropped: while the store is away, records wait in the spool, and a spool left by a
-dead process is replayed by the next one that starts.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import os
 import random
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from auditwire._fork import renew_in_child
-from auditwire.errors import StoreError
-from auditwire.failures import FailureLog
-from auditwire.spool import Entry, Journal, Spool, default_root
-from auditwire.stores.base import Sink
+from auditwire.delivery.failures import FailureLog
+from auditwire.delivery.spool import Entry, Journal, Spool
+from auditwire.errors import SendError
+from auditwire.stores.base import Destination, ItemResult
 
 if TYPE_CHECKING:
     from auditwire.record import AuditRecord
+
+__all__ = [
+    "RESCAN_EVERY",
+    "STATS_EVERY",
+    "Backoff",
+    "DeliveryPlan",
+    "DeliveryStats",
+    "Pipeline",
+    "Plan",
+    "Send",
+    "Sleep",
+    "Step",
+    "Wait",
+]
 
 logger = logging.getLogger("auditwire")
 
@@ -48,64 +55,6 @@ logger = logging.getLogger("auditwire")
 RESCAN_EVERY = 30.0
 #: Seconds between the structured stats lines logged while something changes.
 STATS_EVERY = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class ItemResult:
-    """The store's answer for one entry of a batch: an HTTP-like status and the reason.
-    ``retryable`` overrides what the status says (a store knows refusals that pass)."""
-
-    status: int
-    error: str | None = None
-    retryable: bool | None = None
-
-    @property
-    def delivered(self) -> bool:
-        return delivered_status(self.status)
-
-    @property
-    def worth_retrying(self) -> bool:
-        return self.retryable if self.retryable is not None else retryable_status(self.status)
-
-
-class SendError(StoreError):
-    """A whole batch failed. ``retryable`` failures (the store away, busy or broken) are sent
-    again later; others (the request itself refused) are split to find the entry at fault."""
-
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True):
-        super().__init__(message)
-        self.status = status
-        self.retryable = retryable
-
-
-@runtime_checkable
-class Destination(Sink, Protocol):
-    """A remote store that :class:`Delivery` sends batches to (and that can still be written
-    directly, synchronously, with ``write``)."""
-
-    @property
-    def spool_name(self) -> str:
-        """Names the destination (kind, cluster, index prefix): a spool is only ever replayed
-        to the destination it was written for."""
-        ...
-
-    def encode(self, record: AuditRecord) -> bytes:
-        """One record as one spool entry, in the form :meth:`send` sends."""
-        ...
-
-    def send(self, payloads: Sequence[bytes]) -> Sequence[ItemResult]:
-        """Send encoded entries in one request; one result per entry, in order. Raises
-        :class:`SendError` when the request as a whole failed."""
-        ...
-
-
-def retryable_status(status: int) -> bool:
-    return status == 429 or status >= 500
-
-
-def delivered_status(status: int) -> bool:
-    """2xx, or 409: the store has a record with this id already (an earlier try got through)."""
-    return 200 <= status < 300 or status == 409
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +81,7 @@ class Sleep:
 
 Step = Send | Wait | Sleep
 Plan = Generator[Step, object, object]
-"""What the worker does, as steps for a driver: a thread (:class:`Delivery`) or a task on an
-event loop (:class:`auditwire.aio.AsyncDelivery`) share every decision this way."""
+"""What the worker does, as steps for a driver."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,13 +107,6 @@ class DeliveryStats:
         return cls(0, 0, 0, 0, 0, 0.0, 0, 0, None, None)
 
 
-def spooled(destination: Destination, root: str | os.PathLike[str] | None = None) -> Delivery:
-    """``destination`` behind a pipeline with the default settings, spooling under ``root``
-    (default :func:`~auditwire.spool.default_root`) in a directory of its own."""
-    base = default_root() if root is None else Path(root)
-    return Delivery(destination, Spool(base / destination.spool_name))
-
-
 class Backoff:
     """Capped exponential backoff with jitter: attempt ``n`` waits between half and all of
     ``min(maximum, initial * 2**n)``, so many processes retrying together spread out."""
@@ -181,55 +122,42 @@ class Backoff:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-class Delivery:
-    """A sink that spools records and delivers them to ``destination`` in the background.
+class DeliveryPlan:
+    """The state and decisions of delivering ``spool`` to ``destination`` (see the module).
 
-    ``spool`` is a :class:`Spool` or its directory. ``batch_size`` and ``batch_bytes`` bound a
-    request; a batch is sent once full or when its oldest entry has waited ``linger`` seconds.
-    ``dead_letter`` is the file of refused entries (default: ``dead-letter.ndjson`` beside the
-    journals).
+    The flags a driver shares with the plan are thread-safe events: ``hurry`` (a flush waits:
+    send what there is now), ``stopping``. ``wake`` is the driver's: called (from any thread)
+    when records arrive or a flush hurries.
     """
 
     def __init__(
         self,
         destination: Destination,
-        spool: Spool | str | os.PathLike[str],
+        spool: Spool,
         *,
-        batch_size: int = 500,
-        batch_bytes: int = 5 * 1024**2,
-        linger: float = 0.05,
-        backoff: Backoff | None = None,
-        dead_letter: str | os.PathLike[str] | None = None,
+        batch_size: int,
+        batch_bytes: int,
+        linger: float,
+        backoff: Backoff,
+        dead_letter: Path,
+        wake: Callable[[bool], None],
     ) -> None:
         if batch_size < 1 or batch_bytes < 1:
             raise ValueError("batch_size and batch_bytes must be positive")
         self.destination = destination
-        self.spool = spool if isinstance(spool, Spool) else Spool(spool)
+        self.spool = spool
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
         self.linger = linger
-        self.backoff = backoff if backoff is not None else Backoff()
-        self.dead_letter_path = (
-            Path(dead_letter)
-            if dead_letter is not None
-            else self.spool.directory / "dead-letter.ndjson"
-        )
-        self._failures = FailureLog()
-        self._init_state()
-        self._start()
-        atexit.register(self.close)
-        renew_in_child(self, Delivery._renew_lock)
-
-    def _renew_lock(self) -> None:
-        self._lock = threading.Lock()
-
-    def _init_state(self) -> None:
-        self._pid = os.getpid()
-        self._wake = threading.Event()
-        self._hurry = threading.Event()
-        self._stopping = threading.Event()
-        self._progress = threading.Condition()
-        self._orphans: list[Journal] = []
+        self.backoff = backoff
+        self.dead_letter_path = dead_letter
+        self.wake = wake
+        self.failures = FailureLog()
+        self.hurry = threading.Event()
+        self.stopping = threading.Event()
+        self.progress = threading.Condition()
+        self.orphans: list[Journal] = []
+        self.outage_since: float | None = None
         self._accepted = 0
         self._delivered = 0
         self._retried = 0
@@ -237,92 +165,54 @@ class Delivery:
         self._replayed = 0
         self._oldest_pending_ms: int | None = None
         self._last_delivery: float | None = None
-        self._outage_since: float | None = None
         self._lock = threading.Lock()
-        self._closed = False
         self._next_scan = time.monotonic() + RESCAN_EVERY
         self._next_stats = time.monotonic() + STATS_EVERY
         self._logged: DeliveryStats | None = None
 
-    def __repr__(self) -> str:
-        return f"Delivery({self.destination!r}, {self.spool!r})"
+    # -- what callers do --------------------------------------------------------------------
 
-    def _start(self) -> None:
-        # Adopted before the worker starts, so a flush right after start-up waits for them.
-        self._adopt_orphans()
-        self._thread = threading.Thread(target=self._run, name="auditwire-delivery", daemon=True)
-        self._thread.start()
-
-    def _ensure_running(self) -> None:
-        """In a forked child the parent's worker is gone: start afresh, own journal and all
-        (the parent goes on delivering its own spool)."""
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid():
-                    self._init_state()
-                    self._start()
-
-    # -- the sink ---------------------------------------------------------------------------
-
-    def write(self, records: Sequence[AuditRecord]) -> None:
-        """Append records to the spool (all or none) and return; delivery follows."""
-        if self._closed:
-            raise StoreError("this delivery pipeline is closed")
-        self._ensure_running()
+    def accept(self, records: Sequence[AuditRecord]) -> None:
+        """Encode records and append them to the spool (all or none); wake the driver."""
         if not records:
             return
         payloads = [self.destination.encode(record) for record in records]
         self.spool.append(payloads)
         with self._lock:
             self._accepted += len(payloads)
-        self._poke()
+        self.wake(False)
 
-    def _poke(self, *, hurry: bool = False) -> None:
-        """Wake the worker: records arrived (or, ``hurry``, a flush waits)."""
-        if hurry:
-            self._hurry.set()
-        self._wake.set()
-
-    def flush(self, timeout: float | None = None, *, during_outage: bool = True) -> bool:
-        """Wait until everything written before the call is delivered (or dead-lettered), and
-        any spool left by a dead process too; ``False`` on timeout or a stopped worker.
-        ``during_outage=False`` gives up at once while the store is failing (the records are
-        safe in the spool either way)."""
-        self._ensure_running()
+    def wait_delivered(
+        self, timeout: float | None, *, during_outage: bool, alive: Callable[[], bool]
+    ) -> bool:
+        """Wait until everything appended before the call is delivered (or dead-lettered),
+        and any spool left by a dead process too; ``False`` on timeout or when the driver is
+        not ``alive``. ``during_outage=False`` gives up at once while the store is failing
+        (the records are safe in the spool either way)."""
         journal = self.spool.current()
         target = journal.end if journal is not None else None
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._poke(hurry=True)
+        self.hurry.set()
+        self.wake(True)
         try:
-            with self._progress:
-                while self._orphans or (journal and target and journal.acked < target):
-                    if not self._worker_alive():
+            with self.progress:
+                while self.orphans or (journal and target and journal.acked < target):
+                    if not alive():
                         return False
-                    if not during_outage and self._outage_since is not None:
+                    if not during_outage and self.outage_since is not None:
                         return False
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         return False
-                    self._progress.wait(0.5 if remaining is None else min(remaining, 0.5))
+                    self.progress.wait(0.5 if remaining is None else min(remaining, 0.5))
             return True
         finally:
-            self._hurry.clear()
+            self.hurry.clear()
 
-    def close(self, timeout: float | None = 30.0) -> None:
-        """Deliver what can be delivered within ``timeout``, then stop. While the store is
-        failing it does not wait: what is left stays in the spool, and is delivered by the
-        next process that starts on it (the log line says how much)."""
-        if self._closed:
-            return
-        if self._pid == os.getpid():
-            self._last_flush(timeout)
-            self._stopping.set()
-            self._wake.set()
-            self._thread.join(timeout=5.0)
-        self._release()
-
-    def _last_flush(self, timeout: float | None) -> None:
-        if self.flush(timeout, during_outage=False):
+    def last_flush(self, timeout: float | None, alive: Callable[[], bool]) -> None:
+        """Before closing: deliver what can be within ``timeout``, not waiting while the store
+        fails; what is left stays in the spool, and a warning says how much."""
+        if self.wait_delivered(timeout, during_outage=False, alive=alive):
             return
         journal = self.spool.current()
         logger.warning(
@@ -330,16 +220,15 @@ class Delivery:
             "started on it delivers them (%s)",
             journal.pending_bytes() if journal is not None else 0,
             self.spool.directory,
-            self._failures.last_error or "no error recorded",
+            self.failures.last_error or "no error recorded",
         )
 
-    def _release(self) -> None:
-        if self._pid == os.getpid():
+    def release(self, *, owner: bool) -> None:
+        """Let go of the spool (``owner``: this process wrote it) and the destination."""
+        if owner:
             self.spool.close()
-            for orphan in self._orphans:
+            for orphan in self.orphans:
                 orphan.close()
-        self._closed = True
-        atexit.unregister(self.close)
         self.destination.close()
 
     def stats(self) -> DeliveryStats:
@@ -353,57 +242,26 @@ class Delivery:
             spooled_bytes=journal.pending_bytes() if journal is not None else 0,
             lag_seconds=0.0 if oldest is None else max(0.0, time.time() - oldest / 1000),
             replayed_journals=self._replayed,
-            failures=self._failures.count,
-            last_error=self._failures.last_error,
+            failures=self.failures.count,
+            last_error=self.failures.last_error,
             last_delivery=None
             if self._last_delivery is None
             else datetime.fromtimestamp(self._last_delivery, timezone.utc).isoformat(),
         )
 
-    # -- the worker -------------------------------------------------------------------------
+    # -- what drivers run -------------------------------------------------------------------
 
-    def _worker_alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        """The worker thread: runs the delivery plan, doing its waits and sends itself."""
-        while not self._stopping.is_set():
-            try:
-                self._housekeep()
-                self._drive(self._step())
-            except Exception as exc:  # the worker must outlive any bug; the spool keeps the data
-                self._failures.note(f"the delivery worker hit an unexpected error: {exc!r}")
-                self._stopping.wait(1.0)
-
-    def _housekeep(self) -> None:
+    def housekeep(self) -> None:
         """Look for journals of dead processes, and log the figures, now and then."""
         now = time.monotonic()
         if now >= self._next_scan:
-            self._adopt_orphans()
+            self.adopt_orphans()
             self._next_scan = now + RESCAN_EVERY
         if now >= self._next_stats:
             self._logged = self._log_stats(self._logged)
             self._next_stats = now + STATS_EVERY
 
-    def _drive(self, plan: Plan) -> object:
-        """Carry out a plan's waits and sends on this thread."""
-        answer: object = None
-        while True:
-            try:
-                step = plan.send(answer)
-            except StopIteration as done:
-                return done.value
-            if isinstance(step, Send):
-                try:
-                    answer = self.destination.send(step.payloads)
-                except Exception as exc:
-                    answer = exc
-            elif isinstance(step, Wait):
-                answer = (self._hurry if step.hurry else self._wake).wait(step.seconds)
-            else:
-                answer = self._stopping.wait(step.seconds)
-
-    def _adopt_orphans(self) -> None:
+    def adopt_orphans(self) -> None:
         # Journals adopted earlier are locked by this process, so they are not found again.
         fresh = self.spool.orphans()
         if fresh:
@@ -412,56 +270,54 @@ class Delivery:
                 len(fresh),
                 self.spool.directory,
             )
-            with self._progress:
-                self._orphans.extend(fresh)
+            with self.progress:
+                self.orphans.extend(fresh)
 
-    def _step(self) -> Generator[Step, object, None]:
-        """Deliver one batch, or wait for records to arrive. A plan: it yields what to wait
-        for and what to send, and a driver (a thread, or a task on an event loop) does it."""
-        self._wake.clear()
-        journal = self._orphans[0] if self._orphans else self.spool.current()
+    def step(self) -> Generator[Step, object, None]:
+        """Deliver one batch, or wait for records to arrive."""
+        journal = self.orphans[0] if self.orphans else self.spool.current()
         if journal is None:
             yield Wait(1.0)
             return
-        own = not self._orphans
+        own = not self.orphans
         entries = journal.read(journal.acked, self.batch_size, self.batch_bytes)
         if not entries:
             self._oldest_pending_ms = None
             if not own:
                 journal.remove()
-                with self._progress:
-                    self._orphans.pop(0)
+                with self.progress:
+                    self.orphans.pop(0)
                     self._replayed += 1
-                    self._progress.notify_all()
+                    self.progress.notify_all()
             else:
                 journal.sync(if_due=True)
                 yield Wait(1.0)
             return
         self._oldest_pending_ms = entries[0].appended_ms
-        if own and len(entries) < self.batch_size and not self._hurry.is_set():
+        if own and len(entries) < self.batch_size and not self.hurry.is_set():
             waited = time.time() - entries[0].appended_ms / 1000
             if waited < self.linger:
                 yield Wait(self.linger - waited, hurry=True)  # let the batch fill up
                 return
         if (yield from self._deliver(entries)):
             journal.ack(entries[-1].end)
-            with self._progress:
+            with self.progress:
                 self._last_delivery = time.time()
-                self._progress.notify_all()
-            if self._outage_since is not None:
+                self.progress.notify_all()
+            if self.outage_since is not None:
                 logger.warning(
                     "auditwire: delivery to %s resumed after %.1f s",
                     self.destination.spool_name,
-                    time.monotonic() - self._outage_since,
+                    time.monotonic() - self.outage_since,
                 )
-                self._outage_since = None
+                self.outage_since = None
 
     def _deliver(self, entries: Sequence[Entry]) -> Generator[Step, object, bool]:
         """Deliver or dead-letter every entry; ``False`` if stopped before that."""
         pending = list(entries)
         attempt = 0
         while pending:
-            if self._stopping.is_set():
+            if self.stopping.is_set():
                 return False
             answer = yield Send([e.payload for e in pending])
             if isinstance(answer, SendError) and not answer.retryable:
@@ -489,7 +345,7 @@ class Delivery:
                 self._delivered += delivered
                 self._retried += len(retry)
             if retry and len(retry) < len(pending):
-                self._failures.note(
+                self.failures.note(
                     f"{len(retry)} of {len(pending)} record(s) were refused for now "
                     f"({reason}); retrying them"
                 )
@@ -515,9 +371,9 @@ class Delivery:
         return results
 
     def _note_outage(self, message: str) -> None:
-        if self._outage_since is None:
-            self._outage_since = time.monotonic()
-        self._failures.note(f"{message}; records wait in the spool {self.spool.directory}")
+        if self.outage_since is None:
+            self.outage_since = time.monotonic()
+        self.failures.note(f"{message}; records wait in the spool {self.spool.directory}")
 
     def _dead_letter(self, payload: bytes, status: int | None, reason: str | None) -> None:
         line = {
@@ -537,7 +393,7 @@ class Delivery:
             os.close(fd)
         with self._lock:
             self._dead_lettered += 1
-        self._failures.note(
+        self.failures.note(
             f"a record was refused for good (status {status}: {reason}); kept in "
             f"{self.dead_letter_path}"
         )
@@ -551,3 +407,20 @@ class Delivery:
                 extra={"auditwire_delivery": stats.as_dict()},
             )
         return stats
+
+
+@runtime_checkable
+class Pipeline(Protocol):
+    """A sink that delivers through a :class:`DeliveryPlan`, whoever drives it: a
+    :class:`~auditwire.delivery.pipeline.Delivery` (a thread) or an
+    :class:`~auditwire.delivery.aio.AsyncDelivery` (a task)."""
+
+    plan: DeliveryPlan
+
+    def write(self, records: Sequence[AuditRecord]) -> None: ...
+
+    def flush(self, timeout: float | None = None, *, during_outage: bool = True) -> bool: ...
+
+    def stats(self) -> DeliveryStats: ...
+
+    def close(self) -> None: ...

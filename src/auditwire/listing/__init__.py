@@ -1,0 +1,12 @@
+"""The read side: listing requests in either product's vocabulary, exports and the API's
+OpenAPI description (later the viewer and aggregations).
+
+Listing imports the model and the store contract (:mod:`auditwire.stores.base`) only.
+"""
+
+from __future__ import annotations
+
+from auditwire.listing.export import export
+from auditwire.listing.params import ListRequest, list_records, parse_list_request
+
+__all__ = ["ListRequest", "export", "list_records", "parse_list_request"]
