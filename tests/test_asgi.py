@@ -542,3 +542,19 @@ async def test_trace_and_span_ids_of_the_active_span(log: AuditLog) -> None:
     (record,) = records(log)
     assert record.trace is not None
     assert len(record.trace.trace_id) == 32 and record.trace.span_id is not None
+
+
+async def test_options_are_typed_keywords_that_starlette_and_mypy_check() -> None:
+    log = AuditLog("sqlite:///:memory:")
+    app = Starlette(routes=[Route("/hello", hello)])
+    app.add_middleware(AuditMiddleware, audit_log=log, trusted_proxies=["203.0.113.0/24"])
+    async with client(app) as c:
+        assert (await c.get("/hello")).status_code == 200
+    assert [r.action for r in records(log)] == ["http.request"]
+    # mypy refuses both misspellings (the ignores would be reported unused otherwise)...
+    Middleware(AuditMiddleware, audit_log=log, only_namd=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"unknown capture option\(s\): only_namd"):
+        AuditMiddleware(app, log, only_namd=True)  # type: ignore[call-arg]
+    # ...and a mistyped value.
+    with pytest.raises(ValueError, match="proxy_header must be"):
+        AuditMiddleware(app, log, proxy_header="x-real-ip")  # type: ignore[arg-type]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
+import threading
 from collections.abc import AsyncIterator
 
 import httpx
@@ -16,7 +18,7 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection
 from starlette.routing import Mount
 
-from auditwire import Actor, AuditLog, AuditQuery, SQLiteStore, Target
+from auditwire import Actor, AuditLog, AuditQuery, AuditRecord, Page, SQLiteStore, Target
 from auditwire.web import audit_log_routes
 from tests.records import VALIDATOR
 
@@ -168,3 +170,55 @@ async def test_security_logs_view_in_the_billing_products_shape(client: httpx.As
     }
     first = (await client.get(acme("/security_logs?per_page=5"))).json()["security_logs"][0]
     assert set(first) >= {"log_id", "user_email", "log_type", "log_event", "logged_at", "resources"}
+
+
+class SlowStore(SQLiteStore):
+    """A store whose reads wait until the test lets them go (a slow cluster)."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+        self.release = threading.Event()
+
+    def page(self, query: AuditQuery, page: int = 1) -> Page:
+        self.release.wait(5)
+        return super().page(query, page)
+
+    def get(self, record_id: str, *, tenant: str | None = None) -> AuditRecord:
+        self.release.wait(5)
+        return super().get(record_id, tenant=tenant)
+
+
+async def test_store_reads_do_not_block_the_event_loop() -> None:
+    store = SlowStore()
+    log = AuditLog(store)
+    app = Starlette(
+        routes=[Mount(PREFIX, routes=audit_log_routes(log))],
+        middleware=[Middleware(AuthenticationMiddleware, backend=RoleHeader())],
+    )
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.1", 1))
+    finished: list[str] = []
+
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://t", headers={"x-role": "admin"}
+    ) as c:
+
+        async def fetch(name: str, path: str) -> int:
+            status = (await c.get(acme(path))).status_code
+            finished.append(name)
+            return status
+
+        async def meanwhile() -> int:
+            await asyncio.sleep(0.2)  # the slow reads are in flight
+            status = await fetch("openapi", "/openapi.json")
+            store.release.set()
+            return status
+
+        statuses = await asyncio.gather(
+            fetch("list", "/audit-logs"),
+            fetch("security_logs", "/security_logs"),
+            fetch("one", "/audit-logs/log_01HM6Z6AJ0M8V3T9X1K2Q4R5S6"),
+            meanwhile(),
+        )
+    assert list(statuses) == [200, 200, 404, 200]
+    assert finished[0] == "openapi"  # served while three reads waited on the store
+    log.close()

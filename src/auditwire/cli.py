@@ -25,6 +25,12 @@ from auditwire.stores import open_store
 from auditwire.stores.base import Retaining, Store
 from auditwire.stores.index_template import DEFAULT_PREFIX, index_template
 
+__all__ = [
+    "ES_URL_ENV",
+    "main",
+    "parser",
+]
+
 ES_URL_ENV = "AUDITWIRE_ES_URL"
 
 

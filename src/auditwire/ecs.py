@@ -25,6 +25,14 @@ from auditwire.record import (
 if TYPE_CHECKING:
     from auditwire.catalog import EventCatalog, EventDefinition
 
+__all__ = [
+    "EVENT_DATASET",
+    "NAMESPACE",
+    "SCHEMA_VERSION",
+    "from_ecs",
+    "to_ecs",
+]
+
 #: Bumped when the document layout changes incompatibly.
 SCHEMA_VERSION = 1
 NAMESPACE = "auditwire"

@@ -32,6 +32,34 @@ from auditwire._time import format_timestamp, normalise_timestamp, parse_timesta
 from auditwire.errors import InvalidRecordError
 from auditwire.redaction import DEFAULT_REDACTOR
 
+__all__ = [
+    "ACTOR_TYPES",
+    "EMPTY_DEVICE",
+    "EMPTY_REQUEST",
+    "MAX_EMAIL",
+    "MAX_MESSAGE",
+    "MAX_METADATA_BYTES",
+    "MAX_NAME",
+    "MAX_PATH",
+    "MAX_TEXT",
+    "MAX_USER_AGENT",
+    "OUTCOMES",
+    "PART_TYPES",
+    "Actor",
+    "ActorType",
+    "AuditRecord",
+    "DeviceInfo",
+    "Outcome",
+    "RequestInfo",
+    "Target",
+    "TraceInfo",
+    "canonical_ip",
+    "check_name",
+    "check_text",
+    "flat_fields",
+    "normalise_metadata",
+]
+
 Outcome = Literal["success", "failure", "error"]
 """Result of the audited action, as in the identity product: ``failure`` is a refusal (wrong
 password, access denied), ``error`` is a fault (an exception, a 5xx)."""

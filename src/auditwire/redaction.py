@@ -12,6 +12,17 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+__all__ = [
+    "DEFAULT_REDACTOR",
+    "HIDDEN_KEY_PARTS",
+    "MASK",
+    "MIN_LENGTH_TO_SHOW_TAIL",
+    "REDACTED",
+    "SECRET_KEY_PARTS",
+    "Redactor",
+    "mask_secret",
+]
+
 MASK = "***"
 REDACTED = "[REDACTED]"
 #: Shorter secrets are masked completely: four characters of an eight-character token would

@@ -13,6 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+__all__ = [
+    "RetentionPolicy",
+    "RetentionResult",
+    "parse_age",
+]
+
 _AGE = re.compile(r"^\s*(\d+)\s*([dhw])\s*$")
 
 

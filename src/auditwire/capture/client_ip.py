@@ -16,6 +16,21 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+__all__ = [
+    "MAX_ADDRESS",
+    "MAX_HEADER",
+    "ClientAddress",
+    "IPAddress",
+    "IPNetwork",
+    "ProxyHeader",
+    "TrustedProxies",
+    "canonical",
+    "forwarded_for",
+    "parse_ip",
+    "resolve",
+    "x_forwarded_for",
+]
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 ProxyHeader = Literal["x-forwarded-for", "forwarded"]

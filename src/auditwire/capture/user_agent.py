@@ -14,6 +14,12 @@ from typing import Any
 from auditwire.errors import MissingDependencyError
 from auditwire.record import MAX_TEXT, DeviceInfo
 
+__all__ = [
+    "KEPT_USER_AGENT",
+    "UserAgentParser",
+    "sanitize",
+]
+
 #: Stored user agents are cut to this many characters (real ones are under 300).
 KEPT_USER_AGENT = 512
 _OTHER = "Other"

@@ -11,6 +11,11 @@ import logging
 import threading
 import time
 
+__all__ = [
+    "LOG_EVERY",
+    "FailureLog",
+]
+
 logger = logging.getLogger("auditwire")
 #: At most one failure log line per this many seconds.
 LOG_EVERY = 5.0

@@ -7,6 +7,11 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
+__all__ = [
+    "SCHEMA_FILE",
+    "record_schema",
+]
+
 SCHEMA_FILE = "audit-record.schema.json"
 
 

@@ -20,6 +20,20 @@ from typing import Any, Literal
 
 from auditwire.ecs import SCHEMA_VERSION
 
+__all__ = [
+    "DEFAULT_PREFIX",
+    "TYPE_FALLBACKS",
+    "Partitioning",
+    "data_stream_name",
+    "index_template",
+    "mappings",
+    "partition_end",
+    "partition_start",
+    "read_pattern",
+    "substitute_types",
+    "write_index",
+]
+
 #: Dated indices by the record's own time (``day``, ``month``: the default, ``year``), or one
 #: data stream (``data_stream``, where the cluster has them: see ``SetupResult.data_streams``).
 Partitioning = Literal["day", "month", "year", "data_stream"]

@@ -18,6 +18,12 @@ from auditwire.errors import MissingDependencyError
 if TYPE_CHECKING:
     from auditwire.record import AuditRecord
 
+__all__ = [
+    "RECORD_LINES",
+    "JsonLinesSink",
+    "json_formatter",
+]
+
 
 def json_formatter(feature: str = "JSON-lines output", **options: Any) -> logging.Formatter:
     """A python-json-logger formatter; a missing extra fails here, naming ``feature``."""

@@ -21,8 +21,8 @@ from auditwire.asgi import AuditMiddleware
 from auditwire.delivery.aio import AsyncDelivery
 from auditwire.delivery.pipeline import Backoff
 from auditwire.stores.elasticsearch import ElasticsearchStore
+from tests.delivery.test_pipeline import all_ids
 from tests.support.proxy import FaultProxy
-from tests.test_delivery import all_ids
 
 pytestmark = pytest.mark.anyio
 
