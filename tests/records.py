@@ -62,23 +62,39 @@ def full_record(**changes: Any) -> AuditRecord:
     return AuditRecord(**fields)
 
 
-_name = st.from_regex(r"[a-z][a-z0-9_.]{0,20}", fullmatch=True)
-_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
-_opt_text = st.none() | _text
+names = st.from_regex(r"[a-z][a-z0-9_.]{0,20}", fullmatch=True)
+texts = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
+optional_texts = st.none() | texts
 _json_leaf = (
     st.none()
     | st.booleans()
     | st.integers(-(2**53), 2**53)
-    | _text
+    | texts
     | st.floats(allow_nan=False, allow_infinity=False)
 )
-_json = st.recursive(
+json_values = st.recursive(
     _json_leaf,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_name, inner, max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(names, inner, max_size=3),
     max_leaves=8,
 )
 _ip = st.none() | st.ip_addresses().map(str)
 _hex = st.sampled_from("0123456789abcdef")
+actors = st.builds(
+    Actor,
+    type=st.sampled_from(["user", "agent", "system"]),
+    id=optional_texts,
+    email=optional_texts,
+    name=optional_texts,
+)
+targets = st.builds(
+    Target, type=names, id=optional_texts, email=optional_texts, name=optional_texts
+)
+#: Trace parts (OpenTelemetry ids in hex).
+traces = st.builds(
+    TraceInfo,
+    trace_id=st.text(_hex, min_size=32, max_size=32),
+    span_id=st.none() | st.text(_hex, min_size=16, max_size=16),
+)
 
 
 @st.composite
@@ -88,49 +104,33 @@ def records(draw: st.DrawFn) -> AuditRecord:
         st.none()
         | st.builds(
             RequestInfo,
-            id=_opt_text,
+            id=optional_texts,
             method=st.none() | st.sampled_from(["GET", "POST", "DELETE"]),
-            route=_opt_text,
-            path=_opt_text,
+            route=optional_texts,
+            path=optional_texts,
             status=st.none() | st.integers(100, 599),
             duration_ms=st.none() | st.floats(0, 1e6, allow_nan=False).map(lambda f: round(f, 3)),
             peer_ip=_ip,
         )
     )
-    trace = draw(
-        st.none()
-        | st.builds(
-            TraceInfo,
-            trace_id=st.text(_hex, min_size=32, max_size=32),
-            span_id=st.none() | st.text(_hex, min_size=16, max_size=16),
-        )
-    )
+    trace = draw(st.none() | traces)
     return AuditRecord(
-        action=draw(_name),
-        category=draw(_name),
-        actor=draw(
-            st.builds(
-                Actor,
-                type=st.sampled_from(["user", "agent", "system"]),
-                id=_opt_text,
-                email=_opt_text,
-                name=_opt_text,
-            )
-        ),
-        target=draw(
-            st.none() | st.builds(Target, type=_name, id=_opt_text, email=_opt_text, name=_opt_text)
-        ),
+        action=draw(names),
+        category=draw(names),
+        actor=draw(actors),
+        target=draw(st.none() | targets),
         outcome=draw(st.sampled_from(["success", "failure", "error"])),
         ip_address=draw(_ip),
-        user_agent=draw(_opt_text),
-        metadata=draw(st.dictionaries(_name, _json, max_size=4)),
+        user_agent=draw(optional_texts),
+        metadata=draw(st.dictionaries(names, json_values, max_size=4)),
         timestamp=T0 + timedelta(microseconds=draw(st.integers(0, 10**13))),
-        message=draw(_opt_text),
-        tenant=draw(_opt_text),
+        message=draw(optional_texts),
+        tenant=draw(optional_texts),
         request=request,
         trace=trace,
         device=draw(
-            st.none() | st.builds(DeviceInfo, id=_opt_text, browser=_opt_text, os=_opt_text)
+            st.none()
+            | st.builds(DeviceInfo, id=optional_texts, browser=optional_texts, os=optional_texts)
         ),
     )
 

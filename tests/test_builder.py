@@ -10,33 +10,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditwire import Actor, DeviceInfo, EventCatalog, InvalidRecordError, Target, TraceInfo
+from auditwire import Actor, DeviceInfo, EventCatalog, InvalidRecordError
 from auditwire._fastpath import trusted_request
 from auditwire._time import utc_from_ms
 from auditwire.builder import RecordBuilder
 from auditwire.capture.user_agent import sanitize
 from auditwire.record import AuditRecord, RequestInfo
 from auditwire.redaction import Redactor
+from tests.records import actors, json_values, names, optional_texts, targets, texts, traces
 
 CATALOG = EventCatalog.default()
 ACTIONS = sorted(event.action for event in CATALOG)
 CATEGORIES = CATALOG.categories
 
-_name = st.from_regex(r"[a-z][a-z0-9_.]{0,20}", fullmatch=True)
-_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
-_opt_text = st.none() | _text
-_hex = st.sampled_from("0123456789abcdef")
-_json = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**53), 2**53)
-    | _text
-    | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_name, inner, max_size=3),
-    max_leaves=8,
-)
 #: Metadata keys the redactor masks or hides, beside ordinary ones.
-_key = _name | st.sampled_from(["apiKey", "token", "password", "pin", "cookie", "secret"])
+_key = names | st.sampled_from(["apiKey", "token", "password", "pin", "cookie", "secret"])
 _canonical_ip = st.ip_addresses().map(lambda a: str(ipaddress.ip_address(a)))
 
 
@@ -47,8 +35,8 @@ def captured_request(draw: st.DrawFn) -> RequestInfo:
     return trusted_request(
         draw(st.from_regex(r"[A-Za-z0-9._:\-]{1,128}", fullmatch=True)),
         draw(st.none() | st.from_regex(r"[A-Z]{1,16}", fullmatch=True)),
-        draw(st.none() | _text),
-        draw(_text),
+        draw(st.none() | texts),
+        draw(texts),
         draw(st.none() | st.integers(100, 599)),
         draw(st.integers(0, 10**12)) // 1000 / 1000,
         draw(st.none() | _canonical_ip),
@@ -59,7 +47,7 @@ def captured_request(draw: st.DrawFn) -> RequestInfo:
 def captured(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     """An action and what capture hands the builder with it: parts validated when a handler
     set them, values made valid from the request, metadata and tenant from hooks."""
-    action = draw(st.sampled_from(ACTIONS) | _name)
+    action = draw(st.sampled_from(ACTIONS) | names)
     event = CATALOG.get(action)
     category = draw(
         st.none()
@@ -67,46 +55,29 @@ def captured(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
         | st.just(event.category if event is not None else "custom")
     )
     fields: dict[str, Any] = {
-        "actor": draw(
-            st.builds(
-                Actor,
-                type=st.sampled_from(["user", "agent", "system"]),
-                id=_opt_text,
-                email=_opt_text,
-                name=_opt_text,
-            )
-        ),
-        "target": draw(
-            st.none() | st.builds(Target, type=_name, id=_opt_text, email=_opt_text, name=_opt_text)
-        ),
+        "actor": draw(actors),
+        "target": draw(st.none() | targets),
         "outcome": draw(st.sampled_from(["success", "failure", "error"])),
-        "metadata": draw(st.dictionaries(_key, _json, max_size=4)),
+        "metadata": draw(st.dictionaries(_key, json_values, max_size=4)),
         "category": category,
         "ip_address": draw(st.none() | _canonical_ip),
-        "user_agent": sanitize(draw(_opt_text)),
+        "user_agent": sanitize(draw(optional_texts)),
         # A hook's tenant is not checked before: sometimes too long, or with a NUL.
-        "tenant": draw(st.none() | _text | st.just("t" * 300) | st.just("a\x00b")),
+        "tenant": draw(st.none() | texts | st.just("t" * 300) | st.just("a\x00b")),
         "timestamp": utc_from_ms(draw(st.integers(0, 4 * 10**12))),
         "request": draw(captured_request()),
-        "trace": draw(
-            st.none()
-            | st.builds(
-                TraceInfo,
-                trace_id=st.text(_hex, min_size=32, max_size=32),
-                span_id=st.none() | st.text(_hex, min_size=16, max_size=16),
-            )
-        ),
+        "trace": draw(st.none() | traces),
         # The user-agent parser's answers, a device id, or an agent it could not place.
         "device": draw(
             st.none()
             | st.just(DeviceInfo())
             | st.builds(
                 DeviceInfo,
-                id=_opt_text,
-                browser=_opt_text,
-                browser_version=_opt_text,
-                os=_opt_text,
-                device=_opt_text,
+                id=optional_texts,
+                browser=optional_texts,
+                browser_version=optional_texts,
+                os=optional_texts,
+                device=optional_texts,
             )
         ),
     }

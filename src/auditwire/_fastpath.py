@@ -16,21 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditwire._ids import new_id
-from auditwire.record import (
-    MAX_MESSAGE,
-    Actor,
-    AuditRecord,
-    DeviceInfo,
-    Outcome,
-    RequestInfo,
-    Target,
-    TraceInfo,
-    check_text,
-)
+from auditwire.record import MAX_MESSAGE, AuditRecord, RequestInfo, check_text
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from auditwire.record import Actor, DeviceInfo, Outcome, Target, TraceInfo
 
 __all__ = ["set_message", "trusted_record", "trusted_request"]
 

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,17 @@ class AuditStats:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+#: The hand-off's figures in :class:`AuditStats`, by their names there; the delivery's keep
+#: theirs, but for the one renamed below.
+_HANDOFF_FIGURES = {
+    "queued": "pending",
+    "overflowed": "overflowed",
+    "dropped": "dropped",
+    "capture_failures": "failed",
+}
+_DELIVERY_RENAMED = {"failures": "delivery_failures"}
 
 
 class AuditLog:
@@ -171,25 +182,18 @@ class AuditLog:
 
     def stats(self) -> AuditStats:
         """Counters and health of the hand-off and of delivery (zeros where unused)."""
-        writer = self._handoff.stats() if self._handoff is not None else HandOffStats.empty()
+        handoff = self._handoff.stats() if self._handoff is not None else HandOffStats.empty()
         delivery = self.sink.stats() if isinstance(self.sink, (Pipeline, FanOut)) else None
         delivery = delivery or DeliveryStats.empty()
-        return AuditStats(
-            queued=writer.pending,
-            overflowed=writer.overflowed,
-            dropped=writer.dropped,
-            capture_failures=writer.failed,
-            accepted=delivery.accepted,
-            delivered=delivery.delivered,
-            retried=delivery.retried,
-            dead_lettered=delivery.dead_lettered,
-            spooled_bytes=delivery.spooled_bytes,
-            lag_seconds=delivery.lag_seconds,
-            delivery_failures=delivery.failures,
-            replayed_journals=delivery.replayed_journals,
-            last_error=delivery.last_error or writer.last_error,
-            last_delivery=delivery.last_delivery,
-        )
+        figures: dict[str, Any] = {
+            name: getattr(handoff, source) for name, source in _HANDOFF_FIGURES.items()
+        }
+        for figure in fields(DeliveryStats):
+            figures[_DELIVERY_RENAMED.get(figure.name, figure.name)] = getattr(
+                delivery, figure.name
+            )
+        figures["last_error"] = delivery.last_error or handoff.last_error
+        return AuditStats(**figures)
 
     def write(self, records: Sequence[AuditRecord]) -> None:
         """Store records built elsewhere (by :meth:`build`, middleware or a log processor)."""

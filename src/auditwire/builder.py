@@ -29,11 +29,7 @@ from auditwire.record import (
     MAX_TEXT,
     Actor,
     AuditRecord,
-    DeviceInfo,
-    Outcome,
-    RequestInfo,
     Target,
-    TraceInfo,
     check_text,
     normalise_metadata,
 )
@@ -41,6 +37,8 @@ from auditwire.redaction import Redactor
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from auditwire.record import DeviceInfo, Outcome, RequestInfo, TraceInfo
 
 __all__ = ["SYSTEM", "RecordBuilder", "RecordFields"]
 

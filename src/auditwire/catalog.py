@@ -6,11 +6,8 @@ and the identity product's *Audit logs* (five categories, ``login_failed``...) â
 application registers its own. A strict catalog refuses unknown actions; a lenient one (the
 default) accepts them with the category the caller gives.
 
-Templates use the billing product's ``{{variable}}`` syntax. A variable is looked up in the
-record's metadata first (``{{role.name}}`` reads ``metadata["role"]["name"]``), then in the record
-(``{{actor.email}}``, ``{{target.name}}``, ``{{tenant}}``), then through a few aliases that give
-the product's own names their meaning: ``{{email}}`` is the actor's email, ``{{emailInvitee}}``
-the target's, ``{{***1337}}`` the masked API key.
+The events themselves are data (:mod:`auditwire.events`); their message templates use the
+billing product's ``{{variable}}`` syntax (:mod:`auditwire._templates`).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ __all__ = [
     "ACTOR_TYPES",
     "EMPTY_DEVICE",
     "EMPTY_REQUEST",
+    "HTTP_METHOD",
     "MAX_EMAIL",
     "MAX_MESSAGE",
     "MAX_METADATA_BYTES",
@@ -84,7 +85,8 @@ MAX_METADATA_BYTES = 32 * 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
-_METHOD = re.compile(r"^[A-Z]{1,16}$")
+#: What a record accepts as an HTTP method.
+HTTP_METHOD = re.compile(r"^[A-Z]{1,16}$")
 
 
 def check_text(path: str, value: object, limit: int, *, required: bool = False) -> str | None:
@@ -282,7 +284,7 @@ class RequestInfo(_Part):
     def __post_init__(self) -> None:
         check_text("request.id", self.id, MAX_NAME)
         if self.method is not None and not (
-            isinstance(self.method, str) and _METHOD.match(self.method)
+            isinstance(self.method, str) and HTTP_METHOD.match(self.method)
         ):
             raise InvalidRecordError("request.method", f"{self.method!r} is not an HTTP method")
         check_text("request.route", self.route, MAX_PATH)

@@ -24,7 +24,7 @@ from auditwire.capture.client_ip import ClientAddress, resolve
 from auditwire.capture.context import AuditContext
 from auditwire.capture.options import Options
 from auditwire.capture.user_agent import sanitize
-from auditwire.record import MAX_PATH, RequestInfo
+from auditwire.record import HTTP_METHOD, MAX_PATH, RequestInfo
 
 __all__ = [
     "REQUEST_ID",
@@ -36,7 +36,6 @@ __all__ = [
 
 #: A well-formed incoming request id (or device cookie): kept as it is.
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-_METHOD = re.compile(r"^[A-Z]{1,16}$")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -71,7 +70,7 @@ def read_wsgi_headers(environ: Any, options: Options) -> dict[str, list[str]]:
 class RequestFacts(AuditContext):
     """The audit context of one request, with the raw facts the middleware noted cheaply; the
     costly reads are lazy and cached. One object per request: handlers reach it as their
-    :class:`~auditwire.context.AuditContext`, the hand-off builds the record from it."""
+    :class:`~auditwire.capture.context.AuditContext`, the hand-off builds the record from it."""
 
     __slots__ = (
         "_address",
@@ -179,7 +178,7 @@ class RequestFacts(AuditContext):
         path = self.path
         return trusted_request(
             self.request_id,
-            method if method in _METHODS or _METHOD.match(method) else None,
+            method if method in _METHODS or HTTP_METHOD.match(method) else None,
             self.route,
             path[:MAX_PATH].replace("\x00", "") if len(path) > MAX_PATH or "\x00" in path else path,
             status,

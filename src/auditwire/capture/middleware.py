@@ -43,13 +43,14 @@ class Capture:
     """The middleware's options (:class:`~auditwire.capture.options.CaptureOptions`) and the
     life of a captured request, from :meth:`wants` to :meth:`finish`."""
 
-    __slots__ = ("maker", "options", "submit", "wants")
+    __slots__ = ("_records", "maker", "options", "submit", "wants")
 
     def __init__(
         self, builder: RecordBuilder, submit: Submit, **options: Unpack[CaptureOptions]
     ) -> None:
         self.options = Options(builder.catalog, **options)
         self.maker = RecordMaker(self.options, builder)
+        self._records = self.maker.records  # bound once, not per request
         self.submit = submit
         #: Whether a request is audited at all (a cheap check on the request path).
         self.wants = self.options.wants
@@ -82,7 +83,7 @@ class Capture:
             if options.tenant_resolver is not None and facts.tenant is None:
                 tenant = self._hook("tenant_resolver", options.tenant_resolver, facts.source)
                 facts.tenant = tenant if isinstance(tenant, str) else None
-            self.submit(functools.partial(self.maker.records, facts))
+            self.submit(functools.partial(self._records, facts))
         except Exception:
             logger.exception("auditwire: could not hand off the audit record of a request")
 

@@ -22,15 +22,16 @@ import atexit
 import functools
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditwire.delivery.plan import Backoff, DeliveryPlan, DeliveryStats, Plan, Send, Wait
+from auditwire.delivery.plan import DeliveryPlan, DeliveryStats, Plan, PlanOptions, Send, Wait
 from auditwire.delivery.spool import Spool
 from auditwire.errors import StoreError
 from auditwire.stores.base import AsyncDestination
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from auditwire.record import AuditRecord
 
 __all__ = ["AsyncDelivery"]
@@ -39,7 +40,8 @@ __all__ = ["AsyncDelivery"]
 class AsyncDelivery:
     """A delivery pipeline whose worker is a task sending with ``client`` (an async client of
     the destination's kind, such as ``AsyncElasticsearch``) to ``destination``. Records written
-    before :meth:`start` wait in the spool. Options are :class:`Delivery`'s."""
+    before :meth:`start` wait in the spool. The options are the plan's
+    (:class:`~auditwire.delivery.plan.PlanOptions`), as for :class:`Delivery`."""
 
     def __init__(
         self,
@@ -47,13 +49,8 @@ class AsyncDelivery:
         spool: Spool | str | os.PathLike[str],
         *,
         client: Any,
-        batch_size: int = 500,
-        batch_bytes: int = 5 * 1024**2,
-        linger: float = 0.05,
-        backoff: Backoff | None = None,
-        dead_letter: str | os.PathLike[str] | None = None,
+        **options: Unpack[PlanOptions],
     ) -> None:
-        spool = spool if isinstance(spool, Spool) else Spool(spool)
         self.client = client
         self._send = destination.async_sender(client)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -63,18 +60,7 @@ class AsyncDelivery:
         self._stop: asyncio.Event | None = None
         self._pid = os.getpid()
         self._closed = False
-        self.plan = DeliveryPlan(
-            destination,
-            spool,
-            batch_size=batch_size,
-            batch_bytes=batch_bytes,
-            linger=linger,
-            backoff=backoff if backoff is not None else Backoff(),
-            dead_letter=Path(dead_letter)
-            if dead_letter is not None
-            else spool.directory / "dead-letter.ndjson",
-            wake=self._poke,
-        )
+        self.plan = DeliveryPlan(destination, spool, wake=self._poke, **options)
         self.plan.adopt_orphans()  # the task starts with start(), on the application's loop
         atexit.register(self.close)
 

@@ -24,12 +24,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from auditwire._fork import renew_in_child
-from auditwire.delivery.plan import Backoff, DeliveryPlan, DeliveryStats, Plan, Send, Wait
+from auditwire.delivery.plan import (
+    Backoff,
+    DeliveryPlan,
+    DeliveryStats,
+    Plan,
+    PlanOptions,
+    Send,
+    Wait,
+)
 from auditwire.delivery.spool import Spool, default_root
 from auditwire.errors import StoreError
 from auditwire.stores.base import Destination
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from auditwire.record import AuditRecord
 
 __all__ = ["Backoff", "Delivery", "DeliveryStats", "spooled"]
@@ -45,37 +55,19 @@ def spooled(destination: Destination, root: str | os.PathLike[str] | None = None
 class Delivery:
     """A sink that spools records and delivers them to ``destination`` from a worker thread.
 
-    ``spool`` is a :class:`Spool` or its directory. ``batch_size`` and ``batch_bytes`` bound a
-    request; a batch is sent once full or when its oldest entry has waited ``linger`` seconds.
-    ``dead_letter`` is the file of refused entries (default: ``dead-letter.ndjson`` beside the
-    journals).
+    ``spool`` is a :class:`Spool` or its directory; the options
+    (:class:`~auditwire.delivery.plan.PlanOptions`: batch size and bytes, linger, backoff,
+    dead-letter file) are the plan's.
     """
 
     def __init__(
         self,
         destination: Destination,
         spool: Spool | str | os.PathLike[str],
-        *,
-        batch_size: int = 500,
-        batch_bytes: int = 5 * 1024**2,
-        linger: float = 0.05,
-        backoff: Backoff | None = None,
-        dead_letter: str | os.PathLike[str] | None = None,
+        **options: Unpack[PlanOptions],
     ) -> None:
-        spool = spool if isinstance(spool, Spool) else Spool(spool)
         self._wake = threading.Event()
-        self.plan = DeliveryPlan(
-            destination,
-            spool,
-            batch_size=batch_size,
-            batch_bytes=batch_bytes,
-            linger=linger,
-            backoff=backoff if backoff is not None else Backoff(),
-            dead_letter=Path(dead_letter)
-            if dead_letter is not None
-            else spool.directory / "dead-letter.ndjson",
-            wake=self._poke,
-        )
+        self.plan = DeliveryPlan(destination, spool, wake=self._poke, **options)
         self._closed = False
         self._lock = threading.Lock()
         self._start()
@@ -113,18 +105,8 @@ class Delivery:
         if self._pid != os.getpid():
             with self._lock:
                 if self._pid != os.getpid():
-                    plan = self.plan
                     self._wake = threading.Event()
-                    self.plan = DeliveryPlan(
-                        plan.destination,
-                        plan.spool,
-                        batch_size=plan.batch_size,
-                        batch_bytes=plan.batch_bytes,
-                        linger=plan.linger,
-                        backoff=plan.backoff,
-                        dead_letter=plan.dead_letter_path,
-                        wake=self._poke,
-                    )
+                    self.plan = self.plan.renewed(self._poke)
                     self._start()
 
     # -- the sink ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypedDict, runtime_checkable
 
 from auditwire.delivery.failures import FailureLog
 from auditwire.delivery.spool import Entry, Journal, Spool
@@ -33,6 +33,8 @@ from auditwire.errors import SendError
 from auditwire.stores.base import Destination, ItemResult
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from auditwire.record import AuditRecord
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "DeliveryStats",
     "Pipeline",
     "Plan",
+    "PlanOptions",
     "Send",
     "Sleep",
     "Step",
@@ -122,8 +125,25 @@ class Backoff:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
+class PlanOptions(TypedDict, total=False):
+    """How a pipeline delivers, whoever drives it (all optional).
+
+    ``batch_size`` (500) and ``batch_bytes`` (5 MiB) bound a request; a batch is sent once full
+    or when its oldest entry has waited ``linger`` seconds (0.05). ``backoff`` spaces retries
+    (0.1 s doubling to 30 s). ``dead_letter`` is the file of refused entries (default:
+    ``dead-letter.ndjson`` beside the journals).
+    """
+
+    batch_size: int
+    batch_bytes: int
+    linger: float
+    backoff: Backoff | None
+    dead_letter: str | os.PathLike[str] | None
+
+
 class DeliveryPlan:
-    """The state and decisions of delivering ``spool`` to ``destination`` (see the module).
+    """The state and decisions of delivering ``spool`` (a :class:`Spool` or its directory) to
+    ``destination`` (see the module); the options are :class:`PlanOptions`.
 
     The flags a driver shares with the plan are thread-safe events: ``hurry`` (a flush waits:
     send what there is now), ``stopping``. ``wake`` is the driver's: called (from any thread)
@@ -133,24 +153,28 @@ class DeliveryPlan:
     def __init__(
         self,
         destination: Destination,
-        spool: Spool,
+        spool: Spool | str | os.PathLike[str],
         *,
-        batch_size: int,
-        batch_bytes: int,
-        linger: float,
-        backoff: Backoff,
-        dead_letter: Path,
         wake: Callable[[bool], None],
+        **options: Unpack[PlanOptions],
     ) -> None:
+        self.options = options
+        batch_size = options.get("batch_size", 500)
+        batch_bytes = options.get("batch_bytes", 5 * 1024**2)
         if batch_size < 1 or batch_bytes < 1:
             raise ValueError("batch_size and batch_bytes must be positive")
         self.destination = destination
-        self.spool = spool
+        self.spool = spool if isinstance(spool, Spool) else Spool(spool)
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
-        self.linger = linger
-        self.backoff = backoff
-        self.dead_letter_path = dead_letter
+        self.linger = options.get("linger", 0.05)
+        self.backoff = options.get("backoff") or Backoff()
+        dead_letter = options.get("dead_letter")
+        self.dead_letter_path = (
+            Path(dead_letter)
+            if dead_letter is not None
+            else self.spool.directory / "dead-letter.ndjson"
+        )
         self.wake = wake
         self.failures = FailureLog()
         self.hurry = threading.Event()
@@ -169,6 +193,11 @@ class DeliveryPlan:
         self._next_scan = time.monotonic() + RESCAN_EVERY
         self._next_stats = time.monotonic() + STATS_EVERY
         self._logged: DeliveryStats | None = None
+
+    def renewed(self, wake: Callable[[bool], None]) -> DeliveryPlan:
+        """A fresh plan on the same destination, spool and options: a forked child's (the
+        parent's worker, orphans and figures stayed with the parent)."""
+        return DeliveryPlan(self.destination, self.spool, wake=wake, **self.options)
 
     # -- what callers do --------------------------------------------------------------------
 

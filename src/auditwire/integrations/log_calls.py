@@ -2,9 +2,9 @@
 
 A log call marked as an audit event names the action as its event/message and passes the
 record's fields as keywords (``actor``, ``target``, ``outcome``, ``category``, ``tenant``,
-``metadata``); other keywords become metadata. Inside an audited request the record is enriched
-from the request's :class:`~auditwire.context.AuditContext`: the actor and tenant when the call
-does not name them, the client IP, user agent, request id and trace ids.
+``metadata``); other keywords become metadata. Inside an audited request the record is
+enriched from the request's :class:`~auditwire.capture.context.AuditContext`: the actor and
+tenant when the call does not name them, the client IP, user agent, request id and trace ids.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ trace), and its fields as attributes under their ECS names (``event.action``, ``
 
 Delivery from here on is the OpenTelemetry SDK's: its processors batch and export, and drop
 when the exporter fails. For records that must not be lost, fan out to a spooled store as well
-(:class:`~auditwire.fanout.FanOut`).
+(:class:`~auditwire.delivery.fanout.FanOut`).
 """
 
 from __future__ import annotations
