@@ -54,7 +54,7 @@ class EventDefinition:
         }
 
 
-def _events(
+def _group(
     category: str,
     ecs_category: str,
     rows: Iterable[tuple[str, str, tuple[str, ...]]],
@@ -79,7 +79,7 @@ _USER, _CREATE, _CHANGE, _DELETE = ("user",), ("creation",), ("change",), ("dele
 
 #: The billing product's Security logs, every event key with its message template.
 SECURITY_LOG_EVENTS: tuple[EventDefinition, ...] = (
-    *_events(
+    *_group(
         "user",
         "iam",
         [
@@ -108,7 +108,7 @@ SECURITY_LOG_EVENTS: tuple[EventDefinition, ...] = (
         sensitive=True,
         override_ecs={"user.new_device_logged_in": "authentication"},
     ),
-    *_events(
+    *_group(
         "role",
         "iam",
         [
@@ -118,7 +118,7 @@ SECURITY_LOG_EVENTS: tuple[EventDefinition, ...] = (
         ],
         sensitive=True,
     ),
-    *_events(
+    *_group(
         "api_key",
         "iam",
         [
@@ -145,7 +145,7 @@ SECURITY_LOG_EVENTS: tuple[EventDefinition, ...] = (
         ],
         sensitive=True,
     ),
-    *_events(
+    *_group(
         "webhook_endpoint",
         "configuration",
         [
@@ -155,8 +155,8 @@ SECURITY_LOG_EVENTS: tuple[EventDefinition, ...] = (
         ],
         sensitive=True,
     ),
-    *_events("export", "database", [("export.created", "{{email}} exported data", ("access",))]),
-    *_events(
+    *_group("export", "database", [("export.created", "{{email}} exported data", ("access",))]),
+    *_group(
         "integration",
         "configuration",
         [
@@ -177,7 +177,7 @@ SECURITY_LOG_EVENTS: tuple[EventDefinition, ...] = (
             ),
         ],
     ),
-    *_events(
+    *_group(
         "billing_entity",
         "configuration",
         [
@@ -198,7 +198,7 @@ SECURITY_LOG_EVENTS: tuple[EventDefinition, ...] = (
 #: The identity product's Audit logs: five categories and their actions. The page gives no
 #: message templates, so these are auditwire's own.
 AUDIT_LOG_EVENTS: tuple[EventDefinition, ...] = (
-    *_events(
+    *_group(
         "authentication",
         "authentication",
         [
@@ -210,7 +210,7 @@ AUDIT_LOG_EVENTS: tuple[EventDefinition, ...] = (
         ],
         sensitive=True,
     ),
-    *_events(
+    *_group(
         "authorization",
         "iam",
         [
@@ -221,7 +221,7 @@ AUDIT_LOG_EVENTS: tuple[EventDefinition, ...] = (
         sensitive=True,
         override_ecs={"permission_check": "api", "access_denied": "api"},
     ),
-    *_events(
+    *_group(
         "user_management",
         "iam",
         [
@@ -232,7 +232,7 @@ AUDIT_LOG_EVENTS: tuple[EventDefinition, ...] = (
         ],
         sensitive=True,
     ),
-    *_events(
+    *_group(
         "token_management",
         "iam",
         [
@@ -242,7 +242,7 @@ AUDIT_LOG_EVENTS: tuple[EventDefinition, ...] = (
         ],
         sensitive=True,
     ),
-    *_events(
+    *_group(
         "configuration",
         "configuration",
         [

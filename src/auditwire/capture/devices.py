@@ -21,8 +21,8 @@ from auditwire.capture.options import KnownDevices
 from auditwire.record import AuditRecord, DeviceInfo
 
 __all__ = [
+    "DEVICES_SCHEMA",
     "NEW_DEVICE_ACTION",
-    "SCHEMA",
     "DeviceRegistry",
     "device_cookie_header",
     "new_device_login",
@@ -32,7 +32,7 @@ NEW_DEVICE_ACTION = "user.new_device_logged_in"
 #: Two years: a device keeps its id as long as a browser keeps a cookie.
 _COOKIE_ATTRIBUTES = "; Path=/; Max-Age=63072000; HttpOnly; SameSite=Lax"
 
-SCHEMA = """
+DEVICES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS known_devices (
     tenant TEXT NOT NULL DEFAULT '',
     user_key TEXT NOT NULL,
@@ -53,7 +53,7 @@ class DeviceRegistry:
         with self._lock:
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(SCHEMA)
+            self._conn.executescript(DEVICES_SCHEMA)
 
     def is_new(self, user_key: str, device_id: str, tenant: str | None = None) -> bool:
         """Remember the pair; ``True`` when the user had other devices but not this one."""

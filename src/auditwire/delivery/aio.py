@@ -24,7 +24,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from auditwire.delivery.plan import DeliveryPlan, DeliveryStats, Plan, PlanOptions, Send, Wait
+from auditwire.delivery.plan import DeliveryPlan, DeliveryStats, Plan, PlanOptions, SendBatch, Wait
 from auditwire.delivery.spool import Spool
 from auditwire.errors import StoreError
 from auditwire.stores.base import AsyncDestination
@@ -179,7 +179,7 @@ class AsyncDelivery:
                 step = plan.send(answer)
             except StopIteration as done:
                 return done.value
-            if isinstance(step, Send):
+            if isinstance(step, SendBatch):
                 try:
                     answer = await self._send(step.payloads)
                 except Exception as exc:

@@ -30,7 +30,7 @@ from auditwire.delivery.plan import (
     DeliveryStats,
     Plan,
     PlanOptions,
-    Send,
+    SendBatch,
     Wait,
 )
 from auditwire.delivery.spool import Spool, default_root
@@ -173,7 +173,7 @@ class Delivery:
                 step = plan.send(answer)
             except StopIteration as done:
                 return done.value
-            if isinstance(step, Send):
+            if isinstance(step, SendBatch):
                 try:
                     answer = self.destination.send(step.payloads)
                 except Exception as exc:

@@ -1,7 +1,7 @@
 """The delivery plan: every decision of delivering a spool, none of the waiting.
 
 :class:`DeliveryPlan` holds a destination, its spool, the batching and retry settings and the
-figures, and yields what to do as steps — :class:`Send` these payloads, :class:`Wait` for
+figures, and yields what to do as steps — :class:`SendBatch` these payloads, :class:`Wait` for
 records, :class:`Sleep` (back off) — for a driver to carry out: a thread
 (:class:`~auditwire.delivery.pipeline.Delivery`) or a task on an event loop
 (:class:`~auditwire.delivery.aio.AsyncDelivery`). Both drive the same plan, so they make the
@@ -46,7 +46,7 @@ __all__ = [
     "Pipeline",
     "Plan",
     "PlanOptions",
-    "Send",
+    "SendBatch",
     "Sleep",
     "Step",
     "Wait",
@@ -61,7 +61,7 @@ STATS_EVERY = 60.0
 
 
 @dataclass(frozen=True, slots=True)
-class Send:
+class SendBatch:
     """A plan's step: send these payloads; the answer is the results or the exception."""
 
     payloads: list[bytes]
@@ -82,7 +82,7 @@ class Sleep:
     seconds: float
 
 
-Step = Send | Wait | Sleep
+Step = SendBatch | Wait | Sleep
 Plan = Generator[Step, object, object]
 """What the worker does, as steps for a driver."""
 
@@ -348,7 +348,7 @@ class DeliveryPlan:
         while pending:
             if self.stopping.is_set():
                 return False
-            answer = yield Send([e.payload for e in pending])
+            answer = yield SendBatch([e.payload for e in pending])
             if isinstance(answer, SendError) and not answer.retryable:
                 if len(pending) == 1:
                     self._dead_letter(pending[0].payload, answer.status, str(answer))
