@@ -31,7 +31,7 @@ from auditwire.stores.elasticsearch import ElasticsearchStore
 from tests.support.proxy import FaultProxy
 
 pytestmark = pytest.mark.anyio
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAST_RETRY = Backoff(initial=0.05, maximum=0.5)
 
 

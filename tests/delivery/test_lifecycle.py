@@ -15,7 +15,7 @@ import httpx
 
 from auditwire.stores.elasticsearch import ElasticsearchStore
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
