@@ -8,6 +8,8 @@ import io
 import json
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.routing import Mount
 
 from auditwire import Actor, AuditLog, AuditQuery, AuditRecord, Page, SQLiteStore, Target
@@ -32,11 +34,23 @@ def anyio_backend() -> str:
 
 
 class RoleHeader(AuthenticationBackend):
-    """``x-role: admin`` / ``security_logs`` / ``finance``; no header, no user."""
+    """``x-role: admin`` / ``security_logs`` / ``finance`` / ``auditwire:all-tenants``, and the
+    caller's tenant claim in ``x-tenant`` (a ``tenant:<id>`` scope); no role, no user."""
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, SimpleUser] | None:
         role = conn.headers.get("x-role")
-        return (AuthCredentials([role]), SimpleUser(f"{role}-user")) if role else None
+        if not role:
+            return None
+        scopes = role.split()
+        scopes += [f"tenant:{t}" for t in conn.headers.get("x-tenant", "").split()]
+        return AuthCredentials(scopes), SimpleUser(f"{scopes[0]}-user")
+
+
+def api(log: AuditLog, **options: Any) -> Starlette:
+    return Starlette(
+        routes=[Mount(PREFIX, routes=audit_log_routes(log, **options))],
+        middleware=[Middleware(AuthenticationMiddleware, backend=RoleHeader())],
+    )
 
 
 @pytest.fixture
@@ -52,13 +66,11 @@ async def client(log: AuditLog) -> AsyncIterator[httpx.AsyncClient]:
             metadata={"n": n},
             tenant="acme" if n < 20 else "globex",
         )
-    app = Starlette(
-        routes=[Mount(PREFIX, routes=audit_log_routes(log))],
-        middleware=[Middleware(AuthenticationMiddleware, backend=RoleHeader())],
+    transport = httpx.ASGITransport(
+        app=api(log, all_tenants_scope="auditwire:all-tenants"), client=("198.51.100.1", 1)
     )
-    transport = httpx.ASGITransport(app=app, client=("198.51.100.1", 1))
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://t", headers={"x-role": "admin"}
+        transport=transport, base_url="http://t", headers={"x-role": "admin", "x-tenant": "acme"}
     ) as c:
         yield c
 
@@ -93,15 +105,110 @@ async def test_retrieve_and_404_across_tenants(client: httpx.AsyncClient) -> Non
     log_id = listing["data"][0]["id"]
     found = await client.get(acme(f"/audit-logs/{log_id}"))
     assert found.json()["data"]["id"] == log_id
-    other = await client.get(f"/t/globex/api/v1/admin/audit-logs/{log_id}")
+    other = await client.get(
+        f"/t/globex/api/v1/admin/audit-logs/{log_id}", headers={"x-tenant": "globex"}
+    )
     assert other.status_code == 404
     assert (await client.get(acme("/audit-logs/log_01ARZ3NDEKTSV4RRFFQ69G5FAV"))).status_code == 404
 
 
+def globex(path: str) -> str:
+    return "/t/globex/api/v1/admin" + path
+
+
 async def test_tenants_never_see_each_other(client: httpx.AsyncClient) -> None:
-    globex = (await client.get("/t/globex/api/v1/admin/audit-logs?per_page=100")).json()
-    assert globex["meta"]["total"] == 10
-    assert {i["tenant"] for i in globex["data"]} == {"globex"}
+    own = await client.get(globex("/audit-logs?per_page=100"), headers={"x-tenant": "globex"})
+    assert own.json()["meta"]["total"] == 10
+    assert {i["tenant"] for i in own.json()["data"]} == {"globex"}
+    log_id = own.json()["data"][0]["id"]
+    # An admin of acme edits the tenant in the URL: every route refuses, naming why.
+    for response in (
+        await client.get(globex("/audit-logs")),
+        await client.get(globex(f"/audit-logs/{log_id}")),
+        await client.post(globex("/audit-logs/export"), json={"format": "ndjson"}),
+        await client.get(globex("/security_logs")),
+    ):
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "forbidden_tenant"
+        assert "own tenant" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "tenant_claim",
+    [pytest.param("", id="no-claim"), pytest.param("acme globex", id="two-claims")],
+)
+async def test_a_caller_whose_tenant_cannot_be_told_reads_no_tenant(
+    client: httpx.AsyncClient, tenant_claim: str
+) -> None:
+    response = await client.get(acme("/audit-logs"), headers={"x-tenant": tenant_claim})
+    assert response.status_code == 403
+    assert "cannot be told" in response.json()["error"]["message"]
+
+
+async def test_reading_every_tenant_is_an_explicit_role(client: httpx.AsyncClient) -> None:
+    operator = {"x-role": "admin auditwire:all-tenants", "x-tenant": ""}
+    body = (await client.get(globex("/audit-logs?per_page=100"), headers=operator)).json()
+    assert {i["tenant"] for i in body["data"]} == {"globex"}  # the URL's tenant still bounds it
+    assert (await client.get(acme("/audit-logs"), headers=operator)).json()["meta"]["total"] == 20
+
+
+async def test_without_the_operator_option_nobody_reads_every_tenant(log: AuditLog) -> None:
+    transport = httpx.ASGITransport(app=api(log), client=("198.51.100.1", 1))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        response = await c.get(
+            globex("/audit-logs"), headers={"x-role": "admin auditwire:all-tenants"}
+        )
+    assert response.status_code == 403
+
+
+class OrgUser(SimpleUser):
+    def __init__(self, username: str, tenant: str) -> None:
+        super().__init__(username)
+        self.tenant = tenant
+
+
+class OrgHeader(AuthenticationBackend):
+    """An authenticated user that carries its tenant (``x-org``), as many apps' users do."""
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, SimpleUser]:
+        return AuthCredentials(["admin"]), OrgUser("ada", conn.headers.get("x-org", ""))
+
+
+async def test_the_users_own_tenant_attribute_binds_it(log: AuditLog) -> None:
+    log.record("login", actor={"id": "u1"}, tenant="globex")
+    app = Starlette(
+        routes=[Mount(PREFIX, routes=audit_log_routes(log))],
+        middleware=[Middleware(AuthenticationMiddleware, backend=OrgHeader())],
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        assert (await c.get(globex("/audit-logs"), headers={"x-org": "globex"})).status_code == 200
+        assert (await c.get(globex("/audit-logs"), headers={"x-org": "acme"})).status_code == 403
+        assert (await c.get(globex("/audit-logs"))).status_code == 403  # an empty tenant
+
+
+async def test_the_tenant_hook_replaces_the_default(log: AuditLog) -> None:
+    log.record("login", actor={"id": "u1"}, tenant="globex")
+
+    def from_header(request: Request) -> str | None:
+        return request.headers.get("x-org")
+
+    transport = httpx.ASGITransport(app=api(log, tenant_of=from_header))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://t", headers={"x-role": "admin"}
+    ) as c:
+        assert (await c.get(globex("/audit-logs"), headers={"x-org": "globex"})).status_code == 200
+        assert (await c.get(globex("/audit-logs"), headers={"x-org": "acme"})).status_code == 403
+
+
+@pytest.mark.parametrize("tenant", ["a%00b", "t" * 300])
+async def test_a_tenant_no_record_could_carry_is_a_400(
+    client: httpx.AsyncClient, tenant: str
+) -> None:
+    response = await client.get(
+        f"/t/{tenant}/api/v1/admin/audit-logs", headers={"x-tenant": tenant}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["parameter"] == "tenant"
 
 
 @pytest.mark.parametrize(
@@ -191,15 +298,11 @@ class SlowStore(SQLiteStore):
 async def test_store_reads_do_not_block_the_event_loop() -> None:
     store = SlowStore()
     log = AuditLog(store)
-    app = Starlette(
-        routes=[Mount(PREFIX, routes=audit_log_routes(log))],
-        middleware=[Middleware(AuthenticationMiddleware, backend=RoleHeader())],
-    )
-    transport = httpx.ASGITransport(app=app, client=("198.51.100.1", 1))
+    transport = httpx.ASGITransport(app=api(log), client=("198.51.100.1", 1))
     finished: list[str] = []
 
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://t", headers={"x-role": "admin"}
+        transport=transport, base_url="http://t", headers={"x-role": "admin", "x-tenant": "acme"}
     ) as c:
 
         async def fetch(name: str, path: str) -> int:
@@ -222,3 +325,16 @@ async def test_store_reads_do_not_block_the_event_loop() -> None:
     assert list(statuses) == [200, 200, 404, 200]
     assert finished[0] == "openapi"  # served while three reads waited on the store
     log.close()
+
+
+async def test_a_log_bound_to_one_tenant_serves_only_that_tenants_url(tmp_path: Path) -> None:
+    bound = AuditLog(f"sqlite:///{tmp_path / 'acme.db'}", tenant="acme")
+    bound.record("login", actor={"id": "u1"})
+    transport = httpx.ASGITransport(app=api(bound, all_tenants_scope="auditwire:all-tenants"))
+    operator = {"x-role": "admin auditwire:all-tenants"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        assert (await c.get(acme("/audit-logs"), headers=operator)).json()["meta"]["total"] == 1
+        refused = await c.get(globex("/audit-logs"), headers=operator)
+    assert refused.status_code == 403
+    assert "another tenant" in refused.json()["error"]["message"]
+    bound.close()

@@ -9,6 +9,7 @@ auditwire's hierarchy, and nothing half-valid ever reaches a store::
     │   └── UnknownActionError               a strict catalog does not know the action
     ├── InvalidQueryError (ValueError)       a filter or listing parameter was rejected
     ├── RecordNotFoundError (LookupError)    no such record visible to the caller
+    ├── AccessDeniedError                    the caller may not read these records
     ├── MissingDependencyError (ImportError) an optional integration without its extra
     └── StoreError                           a store could not accept or return records
         ├── BulkWriteError                   some documents of a bulk write were refused
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "AccessDeniedError",
     "AuditwireError",
     "BulkWriteError",
     "InvalidQueryError",
@@ -78,6 +80,10 @@ class RecordNotFoundError(AuditwireError, LookupError):
     def __init__(self, record_id: str) -> None:
         self.record_id = record_id
         super().__init__(f"no audit record with id {record_id!r}")
+
+
+class AccessDeniedError(AuditwireError):
+    """The caller may not read these records (another tenant's, say); the message says why."""
 
 
 class StoreError(AuditwireError):

@@ -10,25 +10,37 @@
 - ``GET /security_logs`` — the billing product's view: its field names and pagination;
 - ``GET /openapi.json`` — the OpenAPI description of these routes.
 
-Who may read is decided by ``permission(request)``: by default an authenticated caller with the
-``admin`` role or the ``security_logs`` permission among its Starlette auth scopes (the billing
-product's custom-role rule); everyone else gets 403. Reading and exporting are audited
-(``audit_log.read``, ``export.created``). The tenant comes from the mount's ``{tenant}`` path
-parameter and bounds every query, whatever the filters say.
+Who may read is decided twice. ``permission(request)`` says whether the caller may read audit
+logs at all: by default an authenticated caller with the ``admin`` role or the
+``security_logs`` permission among its Starlette auth scopes (the billing product's custom-role
+rule). Then the tenant rule: the tenant in the URL (the mount's ``{tenant}`` path parameter)
+must be the caller's own, as ``tenant_of(request)`` tells it — by default the authenticated
+user's ``tenant`` attribute, else a single ``tenant:<id>`` auth scope. A caller whose tenant
+cannot be told is refused, never shown every tenant; reading every tenant is for holders of
+``all_tenants_scope`` only, which nobody holds unless the application names it. Everyone else
+gets 403. The tenant then bounds every query, whatever the filters say. Reading and exporting
+are audited (``audit_log.read``, ``export.created``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from auditwire.capture.client_ip import canonical
 from auditwire.capture.records import ANONYMOUS, scope_user
-from auditwire.errors import InvalidQueryError, MissingDependencyError, RecordNotFoundError
+from auditwire.errors import (
+    AccessDeniedError,
+    InvalidQueryError,
+    InvalidRecordError,
+    MissingDependencyError,
+    RecordNotFoundError,
+)
 from auditwire.listing.export import FORMATS, export
 from auditwire.listing.openapi import openapi_document
 from auditwire.listing.params import list_records, parse_list_request
+from auditwire.record import MAX_TEXT, check_text
 from auditwire.stores.base import Store
 
 if TYPE_CHECKING:
@@ -39,10 +51,21 @@ if TYPE_CHECKING:
     from auditwire.audit_log import AuditLog
     from auditwire.record import AuditRecord
 
-__all__ = ["READ_SCOPES", "Permission", "audit_log_routes", "default_permission"]
+__all__ = [
+    "READ_SCOPES",
+    "TENANT_SCOPE_PREFIX",
+    "Permission",
+    "TenantOf",
+    "audit_log_routes",
+    "caller_tenant",
+    "default_permission",
+]
 
 Permission = Callable[["Request"], bool]
+TenantOf = Callable[["Request"], "str | None"]
 READ_SCOPES = frozenset({"admin", "security_logs"})
+#: An auth scope ``tenant:<id>`` names the caller's tenant.
+TENANT_SCOPE_PREFIX = "tenant:"
 
 
 def default_permission(request: Request) -> bool:
@@ -50,6 +73,33 @@ def default_permission(request: Request) -> bool:
     auth = request.scope.get("auth")
     scopes = set(getattr(auth, "scopes", ()) or ())
     return bool(scopes & READ_SCOPES)
+
+
+def caller_tenant(request: Request) -> str | None:
+    """The tenant the authenticated caller belongs to: the user's ``tenant`` attribute, else
+    the one ``tenant:<id>`` among its auth scopes; ``None`` when that cannot be told (no user,
+    no claim, or claims to several tenants)."""
+    user = request.scope.get("user")
+    if user is not None and getattr(user, "is_authenticated", False):
+        tenant = getattr(user, "tenant", None)
+        if isinstance(tenant, str) and tenant:
+            return tenant
+    auth = request.scope.get("auth")
+    claimed = {
+        scope[len(TENANT_SCOPE_PREFIX) :]
+        for scope in getattr(auth, "scopes", ()) or ()
+        if isinstance(scope, str) and scope.startswith(TENANT_SCOPE_PREFIX)
+    }
+    return claimed.pop() if len(claimed) == 1 and "" not in claimed else None
+
+
+def _valid_tenant(tenant: str) -> str:
+    """The URL's tenant, refused (400) when no record could carry it."""
+    try:
+        check_text("tenant", tenant, MAX_TEXT, required=True)
+    except InvalidRecordError as exc:
+        raise InvalidQueryError("tenant", exc.problem) from None
+    return tenant
 
 
 def _security_log(record: AuditRecord) -> dict[str, Any]:
@@ -78,11 +128,19 @@ def audit_log_routes(
     audit_log: AuditLog,
     *,
     permission: Permission = default_permission,
+    tenant_of: TenantOf = caller_tenant,
+    all_tenants_scope: str | None = None,
     tenant_param: str = "tenant",
     mounted_at: str = "/t/{tenant}/api/v1/admin",
 ) -> list[Route]:
     """The routes; mount them under a prefix (with ``{tenant}`` for per-tenant URLs).
-    ``mounted_at`` is that prefix as the OpenAPI description (``openapi.json``) states it."""
+
+    ``permission`` decides who may read audit logs at all; ``tenant_of`` tells the caller's
+    tenant, which must be the URL's; holders of the auth scope ``all_tenants_scope`` (none by
+    default) read any tenant. Without ``{tenant}`` in the mount, the caller's tenant (when it
+    can be told) or the log's own tenant bounds the queries; such a mount with neither reads
+    every record, which suits a single-tenant application only. ``mounted_at`` is the prefix as
+    the OpenAPI description (``openapi.json``) states it."""
     try:
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import JSONResponse, StreamingResponse
@@ -98,30 +156,59 @@ def audit_log_routes(
     def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
         return JSONResponse({"error": {"code": code, "message": message, **extra}}, status)
 
-    def tenant_of(request: Request) -> str | None:
-        tenant = request.path_params.get(tenant_param)
-        return tenant if isinstance(tenant, str) else None
+    def operator(request: Request) -> bool:
+        auth = request.scope.get("auth")
+        return all_tenants_scope is not None and all_tenants_scope in (
+            getattr(auth, "scopes", ()) or ()
+        )
 
-    def audited(request: Request, action: str, metadata: dict[str, Any]) -> None:
+    def tenant_for(request: Request) -> str | None:
+        """The tenant this request reads, once the caller may read it (else
+        :class:`~auditwire.errors.AccessDeniedError`, naming why)."""
+        url_tenant = request.path_params.get(tenant_param)
+        if isinstance(url_tenant, str):
+            url_tenant = _valid_tenant(url_tenant)
+        bound = audit_log.tenant
+        if bound is not None and url_tenant not in (None, bound):
+            raise AccessDeniedError("this audit log holds another tenant's records only")
+        if operator(request):
+            return url_tenant if url_tenant is not None else bound
+        own = tenant_of(request)
+        if url_tenant is None:
+            return bound if bound is not None else own
+        if own is None:
+            raise AccessDeniedError(
+                "the caller's tenant cannot be told, so no tenant's logs are shown"
+            )
+        if own != url_tenant:
+            raise AccessDeniedError("a caller reads only its own tenant's audit logs")
+        return url_tenant
+
+    def audited(
+        request: Request, tenant: str | None, action: str, metadata: dict[str, Any]
+    ) -> None:
         audit_log.submit(
             audit_log.build(
                 action,
                 actor=scope_user(request.scope) or ANONYMOUS,
-                tenant=tenant_of(request),
+                tenant=tenant,
                 metadata=metadata,
                 # Servers may give a non-IP peer (a unix socket path, a test client's name).
                 ip_address=canonical(request.client.host) if request.client else None,
             )
         )
 
-    def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+    def guarded(
+        handler: Callable[[Request, str | None], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             if not permission(request):
                 return error(403, "forbidden", "reading audit logs needs the admin role or "
                              "the security_logs permission")  # fmt: skip
             try:
-                response: Response = await handler(request)
-                return response
+                return await handler(request, tenant_for(request))
+            except AccessDeniedError as exc:
+                return error(403, "forbidden_tenant", str(exc))
             except InvalidQueryError as exc:
                 return error(400, "invalid_parameter", str(exc), parameter=exc.parameter)
             except RecordNotFoundError as exc:
@@ -129,22 +216,18 @@ def audit_log_routes(
 
         return endpoint
 
-    async def list_logs(request: Request) -> Response:
+    async def list_logs(request: Request, tenant: str | None) -> Response:
         # Store I/O in a worker thread: a slow query must not hold up the event loop.
-        body = await run_in_threadpool(
-            list_records, readable, request.query_params, tenant=tenant_of(request)
-        )
-        audited(request, "audit_log.read", {"filters": dict(request.query_params)})
+        body = await run_in_threadpool(list_records, readable, request.query_params, tenant=tenant)
+        audited(request, tenant, "audit_log.read", {"filters": dict(request.query_params)})
         return JSONResponse(body)
 
-    async def retrieve(request: Request) -> Response:
-        record = await run_in_threadpool(
-            readable.get, request.path_params["log_id"], tenant=tenant_of(request)
-        )
-        audited(request, "audit_log.read", {"logId": record.id})
+    async def retrieve(request: Request, tenant: str | None) -> Response:
+        record = await run_in_threadpool(readable.get, request.path_params["log_id"], tenant=tenant)
+        audited(request, tenant, "audit_log.read", {"logId": record.id})
         return JSONResponse({"data": record.to_api()})
 
-    async def export_logs(request: Request) -> Response:
+    async def export_logs(request: Request, tenant: str | None) -> Response:
         try:
             body = json.loads(await request.body() or b"{}")
         except ValueError:
@@ -159,19 +242,19 @@ def audit_log_routes(
             raise InvalidQueryError("filters", "must be an object of filter parameters")
         query = parse_list_request(
             {k: v if isinstance(v, list) else str(v) for k, v in filters.items()},
-            tenant=tenant_of(request),
+            tenant=tenant,
         ).query
-        audited(request, "export.created", {"format": export_format, "filters": filters})
+        audited(request, tenant, "export.created", {"format": export_format, "filters": filters})
         return StreamingResponse(  # a plain iterator: Starlette reads it in a worker thread
             export(readable, query, export_format),
             media_type=FORMATS[export_format],
             headers={"content-disposition": f'attachment; filename="audit-logs.{export_format}"'},
         )
 
-    async def security_logs(request: Request) -> Response:
-        listing = parse_list_request(request.query_params, tenant=tenant_of(request))
+    async def security_logs(request: Request, tenant: str | None) -> Response:
+        listing = parse_list_request(request.query_params, tenant=tenant)
         page = await run_in_threadpool(readable.page, listing.query, listing.page)
-        audited(request, "audit_log.read", {"filters": dict(request.query_params)})
+        audited(request, tenant, "audit_log.read", {"filters": dict(request.query_params)})
         return JSONResponse(
             {
                 "security_logs": [_security_log(r) for r in page.records],

@@ -26,7 +26,7 @@ PREFIX = "/t/{tenant}/api/v1/admin"
 
 class Admin(AuthenticationBackend):
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, SimpleUser]:
-        return AuthCredentials(["admin"]), SimpleUser("admin")
+        return AuthCredentials(["admin", "tenant:acme"]), SimpleUser("admin")
 
 
 def build_app(path: Path) -> Starlette:
