@@ -338,3 +338,85 @@ async def test_a_log_bound_to_one_tenant_serves_only_that_tenants_url(tmp_path: 
     assert refused.status_code == 403
     assert "another tenant" in refused.json()["error"]["message"]
     bound.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("to=9999-12-31", "to"),
+        ("startDate=0001-01-01T00:00:00%2B01:00", "startDate"),
+        ("action=", "action"),
+        ("users=,,,", "users"),
+        ("from=2024-01-02&to=2024-01-01", "from"),
+    ],
+)
+async def test_extreme_or_empty_filters_are_400s_naming_them(
+    client: httpx.AsyncClient, query: str, parameter: str
+) -> None:
+    for path in ("/audit-logs", "/security_logs"):
+        response = await client.get(acme(f"{path}?{query}"))
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["parameter"] == parameter
+
+
+@pytest.mark.parametrize(
+    ("body", "parameter"),
+    [
+        ('{"format": ["csv"]}', "format"),
+        ('{"format": "csv", "filters": {"action": null}}', "filters.action"),
+        ('{"filters": {"outcome": 1.5}}', "filters.outcome"),
+        ('{"filters": {"users": ["a", 1]}}', "filters.users"),
+        ('{"filters": {"per_page": NaN}}', "body"),
+        ('{"filters": {"per_page": Infinity}}', "body"),
+        ('{"filters": {"to": "9999-12-31"}}', "to"),
+        ('{"format": "csv", "filtres": {}}', "filtres"),
+        ("[" * 100_000 + "]" * 100_000, "body"),
+        ('{"filters": "' + "x" * 70_000 + '"}', "body"),
+    ],
+    ids=[
+        "format-list",
+        "null-filter",
+        "float-filter",
+        "mixed-list",
+        "nan",
+        "infinity",
+        "last-day",
+        "unknown-field",
+        "deep-nesting",
+        "oversize",
+    ],
+)
+async def test_export_bodies_of_the_wrong_shape_are_400s_naming_the_part(
+    client: httpx.AsyncClient, body: str, parameter: str
+) -> None:
+    response = await client.post(
+        acme("/audit-logs/export"), content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["parameter"] == parameter
+
+
+async def test_a_read_with_huge_filters_is_served_and_audited_with_a_summary(
+    client: httpx.AsyncClient, log: AuditLog
+) -> None:
+    # 100 values of 320 characters: a valid filter, more than a record's 32 KiB of metadata.
+    many: list[tuple[str, str | int | float | bool | None]] = [
+        ("targetId", f"{n:03d}{'t' * 317}") for n in range(100)
+    ]
+    for path in ("/audit-logs", "/security_logs"):
+        served = await client.get(acme(path), params=many)
+        assert served.status_code == 200, served.text
+    assert log.flush(10)
+    assert isinstance(log.store, SQLiteStore)
+    reads = log.store.search(AuditQuery(actions=("audit_log.read",), tenant="acme"))
+    summaries = [r.metadata["filters"] for r in reads if "targetId" in r.metadata["filters"]]
+    assert len(summaries) == 2
+    for summary in summaries:
+        assert len(summary["targetId"]) == 20 and summary["…truncated"] is True
+        assert all(len(value) == 200 for value in summary["targetId"])
+
+
+async def test_an_id_no_record_could_have_is_a_404(client: httpx.AsyncClient) -> None:
+    response = await client.get(acme("/audit-logs/" + "x" * 40_000))
+    assert response.status_code == 404
+    assert len(response.json()["error"]["message"]) < 200

@@ -30,7 +30,10 @@ def normalise_timestamp(value: datetime, path: str = "timestamp") -> datetime:
         raise InvalidRecordError(path, f"must be a datetime, not {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidRecordError(path, "must be timezone-aware (naive datetimes are ambiguous)")
-    value = value.astimezone(timezone.utc)
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+        raise InvalidRecordError(path, f"{value.isoformat()} has no UTC time") from None
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 

@@ -79,7 +79,8 @@ class RecordNotFoundError(AuditwireError, LookupError):
 
     def __init__(self, record_id: str) -> None:
         self.record_id = record_id
-        super().__init__(f"no audit record with id {record_id!r}")
+        shown = record_id if len(record_id) <= 64 else record_id[:64] + "…"
+        super().__init__(f"no audit record with id {shown!r}")
 
 
 class AccessDeniedError(AuditwireError):

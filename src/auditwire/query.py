@@ -153,8 +153,8 @@ class AuditQuery:
                     object.__setattr__(self, name, normalise_timestamp(value, name))
                 except ValueError as exc:
                     raise InvalidQueryError(name, str(exc)) from None
-        if self.start is not None and self.end is not None and self.start > self.end:
-            raise InvalidQueryError("start", "is after end")
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise InvalidQueryError("start", "is after end, or equal to it (an empty range)")
         if isinstance(self.limit, bool) or not isinstance(self.limit, int):
             raise InvalidQueryError("limit", "must be an integer")
         if not 1 <= self.limit <= MAX_LIMIT:

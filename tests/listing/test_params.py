@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import sys
 from datetime import datetime, timezone
 from typing import Any
 
@@ -55,6 +57,27 @@ def test_the_identity_products_vocabulary_and_ours_combined() -> None:
     assert query.tenant == "acme-corp"
 
 
+def test_a_compact_iso_date_is_the_whole_day() -> None:
+    if sys.version_info < (3, 11):  # ISO 8601's basic form is read from Python 3.11 on
+        with pytest.raises(InvalidQueryError, match="not an ISO 8601"):
+            parse_list_request({"to": "20260304"})
+        return
+    query = parse_list_request({"from": "20260304", "to": "20260304"}).query
+    assert query.start == datetime(2026, 3, 4, tzinfo=UTC)
+    assert query.end == datetime(2026, 3, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "stamp", ["0001-01-01T00:30:00.000+01:00", "9999-12-31T23:30:00.000-01:00"]
+)
+def test_a_forged_cursor_at_the_edge_of_time_is_refused(stamp: str) -> None:
+    raw = f"{stamp}|log_01HM6Z6AJ0M8V3T9X1K2Q4R5S6".encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    with pytest.raises(InvalidQueryError) as caught:
+        parse_list_request({"cursor": cursor})
+    assert caught.value.parameter == "cursor"
+
+
 @pytest.mark.parametrize(
     ("params", "parameter", "fragment"),
     [
@@ -70,6 +93,14 @@ def test_the_identity_products_vocabulary_and_ours_combined() -> None:
         pytest.param({"cursor": "bm9wZQ"}, "cursor", "cursor", id="forged-cursor"),
         pytest.param({"actorid": "1"}, "actorid", "not a filter", id="typo"),
         pytest.param({"page": ["1", "2"]}, "page", "more than once", id="repeated-page"),
+        pytest.param({"to": "9999-12-31"}, "to", "outside the dates", id="last-day-end"),
+        pytest.param({"startDate": "0001-01-01T00:00:00+01:00"}, "startDate", "outside the dates", id="first-day-east"),
+        pytest.param({"endDate": "9999-12-31T23:00:00-05:00"}, "endDate", "outside the dates", id="last-day-west"),
+        pytest.param({"action": ""}, "action", "empty value", id="empty-value"),
+        pytest.param({"users": ",,,"}, "users", "empty value", id="empty-values"),
+        pytest.param({"log_types": "api_key,"}, "log_types", "empty value", id="trailing-comma"),
+        pytest.param({"from": "2024-01-02", "to": "2024-01-01"}, "from", "after", id="from-a-day-after-to"),
+        pytest.param({"from": "2024-01-01T10:00Z", "to": "2024-01-01T10:00Z"}, "from", "empty range", id="empty-range"),
     ],
 )  # fmt: skip
 def test_bad_parameters_are_named(params: dict[str, Any], parameter: str, fragment: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,14 @@ from auditwire import (
     AuditLog,
     AuditQuery,
     BulkWriteError,
+    Cursor,
+    InvalidQueryError,
     RecordNotFoundError,
     SQLiteStore,
     Target,
 )
 from auditwire.cli import main
+from auditwire.listing.params import parse_list_request
 from auditwire.stores.elasticsearch import ElasticsearchStore
 from tests.records import T0, full_record
 
@@ -166,3 +169,29 @@ def test_cli_setup_installs_the_template(es_url: str, es_prefix: str) -> None:
     finally:
         with Elasticsearch(es_url) as client:
             client.indices.delete_index_template(name=es_prefix)
+
+
+def test_a_page_past_the_result_window_is_refused_before_the_cluster_is_asked(
+    es_store: ElasticsearchStore,
+) -> None:
+    es_store.write([full_record()])
+    es_store.refresh_indices()
+    assert es_store.page(AuditQuery(limit=1000), page=10).total == 1  # the last page it serves
+    with pytest.raises(InvalidQueryError, match="past the first 10,000 records") as caught:
+        es_store.page(AuditQuery(limit=1000), page=11)
+    assert caught.value.parameter == "page"
+
+
+def test_an_id_no_record_could_have_is_not_found(es_store: ElasticsearchStore) -> None:
+    with pytest.raises(RecordNotFoundError):
+        es_store.get("x" * 40_000)  # longer than a keyword can hold
+
+
+def test_the_first_and_last_dates_a_listing_reads(es_store: ElasticsearchStore) -> None:
+    record = full_record()
+    es_store.write([record])
+    es_store.refresh_indices()
+    widest = parse_list_request({"from": "0001-01-02", "to": "9999-12-30"}).query
+    assert [r.id for r in es_store.search(widest)] == [record.id]
+    earliest = Cursor(datetime(1, 1, 2, tzinfo=timezone.utc), record.id)
+    assert es_store.search(AuditQuery(after=earliest)) == []

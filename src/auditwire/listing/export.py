@@ -12,10 +12,12 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import replace
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from auditwire._fields import FLAT_FIELDS
+from auditwire.errors import InvalidQueryError
+from auditwire.listing.params import parse_list_request
 from auditwire.query import AuditQuery, Cursor
 from auditwire.record import flat_fields
 
@@ -23,7 +25,18 @@ if TYPE_CHECKING:
     from auditwire.record import AuditRecord
     from auditwire.stores.base import Store
 
-__all__ = ["BATCH", "CSV_COLUMNS", "FORMATS", "ExportFormat", "csv_row", "export", "records"]
+__all__ = [
+    "BATCH",
+    "CSV_COLUMNS",
+    "FORMATS",
+    "MAX_EXPORT_BODY",
+    "ExportFormat",
+    "ExportRequest",
+    "csv_row",
+    "export",
+    "parse_export_request",
+    "records",
+]
 
 ExportFormat = Literal["csv", "json", "ndjson"]
 FORMATS: dict[str, str] = {
@@ -35,6 +48,74 @@ BATCH = 1000
 #: The record's flat fields, then its metadata as JSON.
 CSV_COLUMNS: tuple[str, ...] = (*(name for name, _ in FLAT_FIELDS), "metadata")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+#: The largest export request body read.
+MAX_EXPORT_BODY = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRequest:
+    """A validated export request: the format, the query (the filters, in the listing's
+    vocabulary) and the filters as given, for the record of the export."""
+
+    format: ExportFormat
+    query: AuditQuery
+    filters: dict[str, Any]
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidQueryError("body", f"{name} is not a JSON number")
+
+
+def _filter_values(key: str, value: object) -> str | list[str]:
+    """A filter's value as the listing reads it: a string, an integer (paging), or a list of
+    strings. Anything else — ``null`` included — is refused, never searched as its text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise InvalidQueryError(
+        f"filters.{key}", f"must be a string or a list of strings, not {_json_type(value)}"
+    )
+
+
+def _json_type(value: object) -> str:
+    names = {type(None): "null", bool: "a boolean", float: "a number", dict: "an object"}
+    return names.get(type(value), "a list of other values" if isinstance(value, list) else "that")
+
+
+def parse_export_request(body: bytes, *, tenant: str | None = None) -> ExportRequest:
+    """Validate an export request body, ``{"format": ..., "filters": {...}}``: JSON without
+    ``NaN`` or ``Infinity``, bounded in size and depth, every filter a string or strings.
+    Errors are :class:`~auditwire.errors.InvalidQueryError` naming the part at fault."""
+    if len(body) > MAX_EXPORT_BODY:
+        raise InvalidQueryError("body", f"is larger than {MAX_EXPORT_BODY:,} bytes")
+    try:
+        parsed = json.loads(body or b"{}", parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InvalidQueryError("body", "nests too deep") from None
+    except ValueError as exc:
+        if isinstance(exc, InvalidQueryError):
+            raise
+        raise InvalidQueryError("body", "is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise InvalidQueryError("body", "must be a JSON object")
+    unknown = sorted(set(parsed) - {"format", "filters"})
+    if unknown:
+        raise InvalidQueryError(unknown[0], "is not a field of an export request")
+    export_format = parsed.get("format", "json")
+    if not isinstance(export_format, str) or export_format not in FORMATS:
+        raise InvalidQueryError("format", f"must be one of {', '.join(FORMATS)}")
+    filters = parsed.get("filters")
+    filters = {} if filters is None else filters
+    if not isinstance(filters, dict):
+        raise InvalidQueryError("filters", "must be an object of filter parameters")
+    values = {key: _filter_values(key, value) for key, value in filters.items()}
+    query = parse_list_request(values, tenant=tenant).query
+    return ExportRequest(cast(ExportFormat, export_format), query, filters)
 
 
 def records(store: Store, query: AuditQuery, batch: int = BATCH) -> Iterator[AuditRecord]:

@@ -14,6 +14,7 @@ Every error names the parameter as the caller spelt it; unknown parameters are e
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -29,8 +30,12 @@ __all__ = [
     "DEFAULT_PER_PAGE",
     "MAX_PAGE",
     "PAGING",
+    "SUMMARY_CHARS",
+    "SUMMARY_KEYS",
+    "SUMMARY_VALUES",
     "VOCABULARY",
     "ListRequest",
+    "filters_summary",
     "list_records",
     "parse_list_request",
 ]
@@ -93,17 +98,35 @@ def _items(params: Any) -> list[tuple[str, str]]:
     raise TypeError(f"query parameters must be a mapping, not {type(params).__name__}")
 
 
+#: The dates a listing reads: a day's end, or a zone's offset, must still be a date.
+_EARLIEST = datetime(1, 1, 2, tzinfo=timezone.utc)
+_LATEST = datetime(9999, 12, 31, tzinfo=timezone.utc)
+
+
 def _moment(name: str, text: str, *, end: bool) -> datetime:
+    """A date (the whole day: its start, or for an end the next midnight) or a date-time (UTC
+    when it names no zone), in ISO 8601's extended or basic form."""
     text = text.strip()
+    moment: datetime | None
     try:
-        if len(text) == 10:
+        if "T" not in text and " " not in text:
             day = date.fromisoformat(text)
-            start = datetime.combine(day, time(0), timezone.utc)
-            return start + timedelta(days=1) if end else start
-        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+            moment = datetime.combine(day, time(0), timezone.utc)
+            if end:
+                moment += timedelta(days=1)
+        else:
+            parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+            moment = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+            moment = moment.astimezone(timezone.utc)
     except ValueError:
         raise InvalidQueryError(name, f"{text!r} is not an ISO 8601 date or date-time") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    except OverflowError:  # the day after 9999-12-31, or a zone's offset past either end
+        moment = None
+    if moment is None or not _EARLIEST <= moment <= _LATEST:
+        raise InvalidQueryError(
+            name, f"{text!r} is outside the dates this API reads (0001-01-02 to 9999-12-30)"
+        )
+    return moment
 
 
 def _integer(name: str, text: str, low: int, high: int) -> int:
@@ -144,9 +167,13 @@ def parse_list_request(
         if field is None:
             raise InvalidQueryError(key, "is not a filter of this API")
         spelling.setdefault(field, key)
-        values.setdefault(field, []).extend(
-            part.strip() for part in raw_value.split(",") if part.strip()
-        )
+        parts = [part.strip() for part in raw_value.split(",")]
+        if not all(parts):
+            # Dropping it would widen an audit query the caller meant to narrow.
+            raise InvalidQueryError(
+                key, f"{raw_value!r} has an empty value; leave the parameter out instead"
+            )
+        values.setdefault(field, []).extend(parts)
 
     fields: dict[str, Any] = {}
     for field, items in values.items():
@@ -174,6 +201,37 @@ def parse_list_request(
         # Report the parameter as the caller spelt it, not the model's field name.
         raise InvalidQueryError(spelling.get(exc.parameter, exc.parameter), exc.problem) from None
     return ListRequest(query=query, page=page, cursor=after is not None)
+
+
+#: How much of a request's filters the audited read keeps: a hostile request must not make
+#: the read's own record too large to store (the read is audited all the same).
+SUMMARY_KEYS = 40
+SUMMARY_VALUES = 20
+SUMMARY_CHARS = 200
+
+
+def filters_summary(params: Any) -> dict[str, Any]:
+    """The filters of a request, bounded for the record of the read: at most
+    :data:`SUMMARY_KEYS` parameters of :data:`SUMMARY_VALUES` values of
+    :data:`SUMMARY_CHARS` characters each; ``"…truncated": true`` says something was cut."""
+    summary: dict[str, Any] = {}
+    cut = False
+    for key, value in _items(params):
+        text_key = str(key)[:SUMMARY_CHARS]
+        if text_key not in summary and len(summary) >= SUMMARY_KEYS:
+            cut = True
+            continue
+        values = summary.setdefault(text_key, [])
+        if len(values) >= SUMMARY_VALUES:
+            cut = True
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        cut = cut or len(text) > SUMMARY_CHARS or len(str(key)) > SUMMARY_CHARS
+        values.append(text[:SUMMARY_CHARS])
+    out: dict[str, Any] = {k: v[0] if len(v) == 1 else v for k, v in summary.items()}
+    if cut:
+        out["…truncated"] = True
+    return out
 
 
 def list_records(

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from auditwire._ids import ID_PATTERN
 from auditwire._time import format_timestamp, utcnow
 from auditwire.catalog import EventCatalog
 from auditwire.ecs import from_ecs, to_ecs
 from auditwire.errors import (
     BulkWriteError,
+    InvalidQueryError,
     RecordNotFoundError,
     StoreError,
     TemplateRefusedError,
@@ -53,6 +55,8 @@ if TYPE_CHECKING:
 
     from auditwire.record import AuditRecord
 
+#: The most records a cluster pages through by offset (``index.max_result_window``).
+RESULT_WINDOW = 10_000
 _UNKNOWN_TYPE = re.compile(r"mapper type \[(\w+)\]|No handler for type \[(\w+)\]")
 
 
@@ -70,7 +74,7 @@ class SetupResult:
     data_streams: bool = False
 
 
-__all__ = ["ElasticsearchStore", "OpenSearchStore", "SetupResult"]
+__all__ = ["RESULT_WINDOW", "ElasticsearchStore", "OpenSearchStore", "SetupResult"]
 
 
 class ElasticsearchStore:
@@ -200,6 +204,8 @@ class ElasticsearchStore:
             raise BulkWriteError(f"{self._api.product} refused audit records", refused)
 
     def get(self, record_id: str, *, tenant: str | None = None) -> AuditRecord:
+        if not ID_PATTERN.match(record_id):  # no such record; and the cluster is not asked
+            raise RecordNotFoundError(record_id)
         filters: list[dict[str, Any]] = [{"term": {"event.id": record_id}}]
         if tenant is not None:
             filters.append({"term": {"organization.id": tenant}})
@@ -215,8 +221,14 @@ class ElasticsearchStore:
 
     def page(self, query: AuditQuery, page: int = 1) -> Page:
         """Page ``page`` (from 1) of ``query.limit`` records, with the total for a dashboard.
-        Deep pages should use cursors (``AuditQuery.after``): offsets past 10,000 are refused
-        by the cluster."""
+        A page reaching past the cluster's result window (10,000 records) is refused before
+        the cluster is asked: deep listings continue by cursor (``AuditQuery.after``)."""
+        if page * query.limit > RESULT_WINDOW:
+            raise InvalidQueryError(
+                "page",
+                f"page {page} of {query.limit} reaches past the first {RESULT_WINDOW:,} "
+                "records, the most this store pages through; continue with a cursor",
+            )
         body = to_elasticsearch(query)
         body["from"] = (page - 1) * query.limit
         hits = self._api.search(self.read_pattern, body)["hits"]
