@@ -14,7 +14,22 @@ from typing import Any
 from auditwire._time import format_timestamp
 from auditwire.query import AuditQuery
 
-__all__ = ["ES_SORT", "FIELDS", "SQL_ORDER", "ip_key", "ip_key_range", "to_elasticsearch", "to_sql"]
+__all__ = [
+    "ES_SORT",
+    "FIELDS",
+    "SQL_ORDER",
+    "es_network",
+    "ip_key",
+    "ip_key_ranges",
+    "to_elasticsearch",
+    "to_sql",
+]
+
+#: IPv4 addresses written the IPv6 way (``::ffff:192.0.2.1``). An address is one point
+#: whichever way it is written, as Elasticsearch's ``ip`` type holds it: a network of either
+#: family matches it in both spellings, and so every CIDR filter gets one answer everywhere.
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+_MAPPED_BASE = int(_MAPPED.network_address)
 
 
 #: Query field → (Elasticsearch field, SQL column).
@@ -50,7 +65,7 @@ def to_elasticsearch(query: AuditQuery) -> dict[str, Any]:
             }
         )
     if query.source_ips:
-        filters.append({"terms": {"source.ip": list(query.source_ips)}})
+        filters.append({"terms": {"source.ip": [es_network(n) for n in query.source_ips]}})
     if query.tenant is not None:
         filters.append({"term": {"organization.id": query.tenant}})
     if query.start is not None or query.end is not None:
@@ -88,9 +103,9 @@ def to_sql(query: AuditQuery) -> tuple[str, list[Any]]:
     if query.source_ips:
         ranges = []
         for network in query.source_ips:
-            low, high = ip_key_range(network)
-            ranges.append("ip_key BETWEEN ? AND ?")
-            params.extend([low, high])
+            for low, high in ip_key_ranges(network):
+                ranges.append("ip_key BETWEEN ? AND ?")
+                params.extend([low, high])
         clauses.append(f"({' OR '.join(ranges)})")
     if query.tenant is not None:
         clauses.append("tenant = ?")
@@ -117,9 +132,32 @@ def ip_key(address: str | None) -> str | None:
     return f"{parsed.version}:{int(parsed):0{parsed.max_prefixlen // 4}x}"
 
 
-def ip_key_range(network: str) -> tuple[str, str]:
+def es_network(network: str) -> str:
+    """A network as Elasticsearch takes it: an IPv6 network inside ``::ffff:0:0/96`` is
+    refused there as ambiguous, so it is written as the IPv4 network it is."""
     parsed = ipaddress.ip_network(network, strict=False)
-    width = parsed.max_prefixlen // 4
-    low = int(parsed.network_address)
-    high = int(parsed.broadcast_address)
-    return f"{parsed.version}:{low:0{width}x}", f"{parsed.version}:{high:0{width}x}"
+    if isinstance(parsed, ipaddress.IPv6Network) and parsed.subnet_of(_MAPPED):
+        low = int(parsed.network_address) - _MAPPED_BASE
+        return str(ipaddress.IPv4Network((low, parsed.prefixlen - 96)))
+    return str(parsed)
+
+
+def _key(version: int, value: int) -> str:
+    return f"{version}:{value:0{8 if version == 4 else 32}x}"
+
+
+def ip_key_ranges(network: str) -> list[tuple[str, str]]:
+    """The ``ip_key`` ranges a network covers: its own, and the other spelling of the IPv4
+    addresses in it (IPv4-mapped IPv6 keys for an IPv4 network; IPv4 keys for the part of an
+    IPv6 network inside ``::ffff:0:0/96``)."""
+    parsed = ipaddress.ip_network(network, strict=False)
+    low, high = int(parsed.network_address), int(parsed.broadcast_address)
+    ranges = [(_key(parsed.version, low), _key(parsed.version, high))]
+    if parsed.version == 4:
+        ranges.append((_key(6, _MAPPED_BASE + low), _key(6, _MAPPED_BASE + high)))
+    else:
+        mapped_high = int(_MAPPED.broadcast_address)
+        if low <= mapped_high and high >= _MAPPED_BASE:  # one holds the other
+            first, last = max(low, _MAPPED_BASE), min(high, mapped_high)
+            ranges.append((_key(4, first - _MAPPED_BASE), _key(4, last - _MAPPED_BASE)))
+    return ranges
