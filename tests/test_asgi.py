@@ -21,7 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 import auditwire
-from auditwire import AuditLog, InvalidRecordError
+from auditwire import Actor, AuditLog, InvalidRecordError, Target
 from auditwire.asgi import AuditMiddleware
 from auditwire.capture.devices import DeviceRegistry
 from tests.records import written as records
@@ -89,6 +89,7 @@ def starlette_app(**options: Any) -> tuple[Starlette, AuditMiddleware]:
             Route("/sync", sync_handler),
             Route("/health", hello),
             Route("/t/{tenant}/things", hello),
+            Route("/t/{tenant}/keys/{key}/rotate", rotate, methods=["POST"]),
             WebSocketRoute("/ws", ws),
         ]
     )
@@ -297,6 +298,60 @@ async def test_tenant_from_the_path_parameter(log: AuditLog) -> None:
     (record,) = records(log)
     assert record.tenant == "acme-corp"
     assert record.request is not None and record.request.route == "/t/{tenant}/things"
+
+
+@pytest.mark.parametrize("tenant", ["t" * 300, "a%00b"], ids=["oversize", "nul"])
+async def test_a_tenant_no_record_can_carry_is_dropped_alone(log: AuditLog, tenant: str) -> None:
+    _, app = starlette_app(audit_log=log)
+    async with client(app) as c:
+        assert (await c.post(f"/t/{tenant}/keys/key_1/rotate")).status_code == 200
+    (record,) = records(log)
+    # Who acted, on what, and how stay; the tenant is dropped and the record says why.
+    assert (record.action, record.actor.id, record.target) == (
+        "api_key.rotated",
+        "u1",
+        Target("api_key", "key_1", name="Deploy"),
+    )
+    assert record.metadata["apiKey"] == "***1337"
+    assert record.tenant is None
+    assert "tenant" in record.metadata["auditwire"]["dropped"]
+
+
+async def test_an_authenticated_users_odd_fields_do_not_erase_the_record(log: AuditLog) -> None:
+    class OddUser(SimpleUser):
+        email = "x" * 400 + "@acme.test"  # longer than any email
+
+        @property
+        def identity(self) -> str:
+            return "usr\x001"
+
+    class Odd(AuthenticationBackend):
+        async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, SimpleUser]:
+            return AuthCredentials(["authenticated"]), OddUser("odd")
+
+    app = Starlette(
+        routes=[Route("/hello", hello)],
+        middleware=[Middleware(AuthenticationMiddleware, backend=Odd())],
+    )
+    async with client(AuditMiddleware(app, log)) as c:
+        assert (await c.get("/hello")).status_code == 200
+    (record,) = records(log)
+    assert record.actor == Actor(type="user", name="odd")
+    assert record.action == "http.request" and "auditwire" not in record.metadata
+
+
+async def test_captured_headers_that_overflow_the_metadata_are_dropped_alone(
+    log: AuditLog,
+) -> None:
+    _, app = starlette_app(audit_log=log, capture_headers=[f"x-h{n}" for n in range(200)])
+    headers = {f"x-h{n}": "v" * 256 for n in range(200)}  # 50 KiB of captured headers
+    async with client(app) as c:
+        assert (await c.post("/keys/key_1/rotate", headers=headers)).status_code == 200
+    (record,) = records(log)
+    assert (record.action, record.actor.id) == ("api_key.rotated", "u1")
+    assert record.metadata["apiKey"] == "***1337"  # the handler's details stay
+    assert "headers" not in record.metadata
+    assert "32768" in record.metadata["auditwire"]["dropped"]["headers"]
 
 
 async def test_which_requests_are_audited(log: AuditLog) -> None:

@@ -19,7 +19,16 @@ from auditwire.capture.facts import RequestFacts
 from auditwire.capture.options import Options
 from auditwire.capture.trace import trace_info
 from auditwire.errors import InvalidRecordError
-from auditwire.record import Actor, AuditRecord, DeviceInfo, Outcome, RequestInfo
+from auditwire.record import (
+    MAX_EMAIL,
+    MAX_TEXT,
+    Actor,
+    AuditRecord,
+    DeviceInfo,
+    Outcome,
+    RequestInfo,
+    check_text,
+)
 
 __all__ = [
     "ANONYMOUS",
@@ -42,6 +51,27 @@ ANONYMOUS = Actor(type="user", name="anonymous")
 MAX_HEADER_VALUE = 256
 
 
+def _kept(field: str, value: str | None, dropped: dict[str, str]) -> str | None:
+    """``value`` if a record can carry it as ``field``, else ``None``, the reason noted."""
+    if value is None:
+        return None
+    try:
+        check_text(field, value, MAX_TEXT)
+    except InvalidRecordError as exc:
+        dropped[field] = exc.problem
+        return None
+    return value
+
+
+def _text_or_none(value: object, limit: int) -> str | None:
+    """A user object's attribute as the actor's text, cut to ``limit``; dropped when it holds
+    a NUL, which no record carries."""
+    if value is None:
+        return None
+    text = str(value)[:limit]
+    return None if "\x00" in text else text
+
+
 def scope_user(source: Any) -> Actor | None:
     """The actor an ASGI authentication middleware left in ``scope["user"]`` (Starlette's
     ``BaseUser``: ``is_authenticated``, ``identity``, ``display_name``)."""
@@ -51,11 +81,13 @@ def scope_user(source: Any) -> Actor | None:
     identity = getattr(user, "identity", None) or getattr(user, "id", None)
     name = getattr(user, "display_name", None) or getattr(user, "username", None)
     email = getattr(user, "email", None)
+    if not isinstance(email, str) or len(email) > MAX_EMAIL:
+        email = None  # a cut email would name someone else
     return Actor(
         type="user",
-        id=str(identity)[:256] if identity is not None else None,
-        email=email if isinstance(email, str) else None,
-        name=str(name)[:256] if name is not None else None,
+        id=_text_or_none(identity, MAX_TEXT),
+        email=_text_or_none(email, MAX_EMAIL),
+        name=_text_or_none(name, MAX_TEXT),
     )
 
 
@@ -119,14 +151,14 @@ class RecordMaker:
             duration_ms=facts.duration_ns // 1000 / 1000,  # whole µs: what round(_, 3) keeps
         )
 
-    def _metadata(self, facts: RequestFacts) -> dict[str, Any]:
+    def _metadata(self, facts: RequestFacts, *, with_headers: bool = True) -> dict[str, Any]:
         metadata = dict(facts.metadata)
         if facts.error_type is not None:
             metadata["error"] = {"type": facts.error_type}
         if facts.disconnected:
             metadata["disconnected"] = True
         capture_headers = self.options.capture_headers
-        if capture_headers:
+        if capture_headers and with_headers:
             headers = facts.headers()
             captured = {
                 name: headers[name][0][:MAX_HEADER_VALUE]
@@ -151,21 +183,47 @@ class RecordMaker:
         if facts.device_id is not None:
             device = replace(device or DeviceInfo(), id=facts.device_id)
         span = facts.span_context
-        return self.builder.build_trusted(
-            action,
-            actor=facts.actor or scope_user(facts.source) or ANONYMOUS,
-            target=facts.target,
-            outcome=self._outcome(facts),
-            metadata=self._metadata(facts),
-            category=facts.category,
-            ip_address=facts.ip_address,
-            user_agent=user_agent,
-            tenant=facts.tenant or self._path_tenant(facts.source),
-            timestamp=facts.started(),
-            request=self._request_info(facts),
-            trace=None if span is None else trace_info(span),
-            device=device,
-        )
+        # What a request or a hook supplied unchecked is dropped alone when no record could
+        # carry it, and the drop noted; the actor, action and the rest stay.
+        dropped: dict[str, str] = {}
+        tenant = _kept("tenant", facts.tenant or self._path_tenant(facts.source), dropped)
+        metadata = self._metadata(facts)
+
+        def build(metadata: dict[str, Any]) -> AuditRecord:
+            if dropped:
+                metadata = {**metadata, "auditwire": {"dropped": dict(dropped)}}
+            return self.builder.build_trusted(
+                action,
+                actor=facts.actor or scope_user(facts.source) or ANONYMOUS,
+                target=facts.target,
+                outcome=self._outcome(facts),
+                metadata=metadata,
+                category=facts.category,
+                ip_address=facts.ip_address,
+                user_agent=user_agent,
+                tenant=tenant,
+                timestamp=facts.started(),
+                request=self._request_info(facts),
+                trace=None if span is None else trace_info(span),
+                device=device,
+            )
+
+        try:
+            return build(metadata)
+        except InvalidRecordError as exc:
+            if not exc.field.startswith("metadata"):
+                raise
+            problem = exc.problem[:200]
+        if "headers" in metadata:  # too large once the captured headers were added
+            dropped["headers"] = problem
+            try:
+                return build(self._metadata(facts, with_headers=False))
+            except InvalidRecordError as exc:
+                if not exc.field.startswith("metadata"):
+                    raise
+                problem = exc.problem[:200]
+        dropped["metadata"] = problem
+        return build({})
 
     def _degraded(self, facts: RequestFacts, error: InvalidRecordError) -> AuditRecord:
         return self.builder.build(
