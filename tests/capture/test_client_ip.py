@@ -35,6 +35,11 @@ PROXIES = TrustedProxies(["10.0.0.0/8", "192.168.1.1", "2001:db8:ffff::/48", "::
         pytest.param("10.0.0.2", ["for=_hidden, for=10.0.0.9"], "forwarded", None, id="rfc7239-obfuscated"),
         pytest.param("10.0.0.2", ["proto=https"], "forwarded", None, id="rfc7239-no-for"),
         pytest.param(None, ["203.0.113.9"], "x-forwarded-for", None, id="no-peer"),
+        pytest.param("10.0.0.2", ["x" * 5000 + ","], "x-forwarded-for", None, id="oversize-garbage-then-empty"),
+        pytest.param("10.0.0.2", ["x" * 5000, ""], "x-forwarded-for", None, id="oversize-garbage-then-empty-line"),
+        pytest.param("10.0.0.2", ["10.0.0.9, " * 500], "x-forwarded-for", None, id="trusted-hops-past-the-window"),
+        pytest.param("10.0.0.2", [" , "], "x-forwarded-for", None, id="no-entry"),
+        pytest.param("10.0.0.2", ["203.0.113.9,"], "x-forwarded-for", "203.0.113.9", id="trailing-comma"),
         pytest.param("unix:/tmp/sock", ["203.0.113.9"], "x-forwarded-for", None, id="non-ip-peer"),
     ],
 )  # fmt: skip

@@ -19,6 +19,7 @@ from typing import Literal
 __all__ = [
     "MAX_ADDRESS",
     "MAX_HEADER",
+    "UNREADABLE",
     "ClientAddress",
     "IPAddress",
     "IPNetwork",
@@ -125,14 +126,22 @@ class TrustedProxies:
         return any(address in network for network in self._networks)
 
 
+#: Stands for what could not be read: the hops left of the window, or a header with no entry.
+UNREADABLE = "unknown"
+
+
 def _elements(values: Sequence[str]) -> list[str]:
-    """Comma-separated elements of repeated header lines, joined in order. Only the right-most
-    :data:`MAX_HEADER` characters are read: the hops nearest to us are the ones that matter,
-    and a client can pad the left at will."""
+    """Comma-separated elements of repeated header lines, joined in order; empty ones (a
+    trailing comma, an empty line) are skipped. Only the right-most :data:`MAX_HEADER`
+    characters are read: the hops nearest to us are the ones that matter, and a client can pad
+    the left at will. What lies beyond that window, and a header that names no hop at all, is
+    an unreadable hop: walking from the right, the client is then unknown, never the proxy."""
     joined = ",".join(values)
-    if len(joined) > MAX_HEADER:
+    cut = len(joined) > MAX_HEADER
+    if cut:
         joined = joined[-MAX_HEADER:].split(",", 1)[-1]  # drop the element cut in half
-    return [element for element in joined.split(",") if element.strip()]
+    elements = [element for element in joined.split(",") if element.strip()]
+    return [UNREADABLE, *elements] if cut or not elements else elements
 
 
 def forwarded_for(values: Sequence[str]) -> list[str]:

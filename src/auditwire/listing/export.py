@@ -2,8 +2,9 @@
 
 Records are read by cursor in batches and written out batch by batch, so the size of an export
 is limited by the client's patience, not by the server's memory. CSV cells that a spreadsheet
-would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return) are
-prefixed with ``'``: an attacker-controlled user agent must not execute in an auditor's Excel.
+would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, their full-width forms
+U+FF1D and kin, a tab or a line break) are prefixed with ``'``: an attacker-controlled user
+agent must not execute in an auditor's spreadsheet.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ FORMATS: dict[str, str] = {
 BATCH = 1000
 #: The record's flat fields, then its metadata as JSON.
 CSV_COLUMNS: tuple[str, ...] = (*(name for name, _ in FLAT_FIELDS), "metadata")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: What makes a spreadsheet read a cell as a formula: the ASCII signs, their full-width forms
+#: (spreadsheets in CJK locales take those too) and a leading tab or line break.
+_FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\t", "\r", "\n")
 
 
 #: The largest export request body read.
