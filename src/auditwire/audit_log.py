@@ -51,7 +51,8 @@ class AuditStats:
     spooled_bytes: int  # undelivered, on local disk
     lag_seconds: float  # age of the oldest undelivered record
     delivery_failures: int
-    replayed_journals: int  # spools of stopped processes delivered by this one
+    replayed_journals: int  # spools of stopped processes delivered
+    spool_damaged: int  # frames lost to damage on disk (each logged with its place) by this one
     last_error: str | None
     last_delivery: str | None
 
@@ -67,7 +68,7 @@ _HANDOFF_FIGURES = {
     "dropped": "dropped",
     "capture_failures": "failed",
 }
-_DELIVERY_RENAMED = {"failures": "delivery_failures"}
+_DELIVERY_RENAMED = {"failures": "delivery_failures", "damaged": "spool_damaged"}
 
 
 class AuditLog:

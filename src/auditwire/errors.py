@@ -15,6 +15,7 @@ auditwire's hierarchy, and nothing half-valid ever reaches a store::
         ├── BulkWriteError                   some documents of a bulk write were refused
         ├── SendError                        a whole delivery batch failed (retryable or not)
         ├── SpoolFullError                   the spool's cap would be exceeded
+        ├── SpoolUnusableError               the spool's directory cannot be used
         ├── TemplateRefusedError             the cluster refused an index template
         └── UnsupportedError                 the cluster lacks the API (a missing module)
 """
@@ -35,6 +36,7 @@ __all__ = [
     "RecordNotFoundError",
     "SendError",
     "SpoolFullError",
+    "SpoolUnusableError",
     "StoreError",
     "TemplateRefusedError",
     "UnknownActionError",
@@ -140,4 +142,17 @@ class SpoolFullError(StoreError):
             f"the audit spool {directory} is full: {pending:,} bytes await delivery, the cap "
             f"is {limit:,} bytes and {needed:,} more were needed; the store has been "
             "unreachable for a while (see the delivery stats) or the cap is too small"
+        )
+
+
+class SpoolUnusableError(StoreError):
+    """The spool's directory cannot be used (read-only, unreadable, not a directory): records
+    cannot be kept for delivery. ``directory`` names it; the message says what to do."""
+
+    def __init__(self, directory: Path, problem: str) -> None:
+        self.directory = directory
+        super().__init__(
+            f"the audit spool {directory} cannot be used: {problem}; make it a directory the "
+            "application's user can write, or point $AUDITWIRE_SPOOL (or AuditLog(spool=...)) "
+            "at one"
         )

@@ -4,6 +4,7 @@ documents, and the writing process killed. The faults come from a loopback proxy
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -353,3 +354,36 @@ async def test_lifespan_shutdown_does_not_wait_out_a_failing_cluster(tmp_path: P
     (orphan,) = Spool(tmp_path).orphans()
     assert len(orphan.read(orphan.acked, 10_000, 10**9)) == 3
     orphan.close()
+
+
+def test_only_audit_documents_leave_the_spool(direct: ElasticsearchStore, tmp_path: Path) -> None:
+    """Entries come from a file on disk; one crafted there must not delete, overwrite or
+    update a stored record, nor keep delivery retrying: each is refused for good."""
+    log = pipeline(direct, tmp_path / "spool", dead_letter=tmp_path / "dead.ndjson")
+    kept = log.record("login", actor=Actor(id="u1"))
+    assert log.flush(timeout=30)
+    index = direct.client.search(index=direct.read_pattern, q=f"event.id:{kept.id}")["hits"][
+        "hits"
+    ][0]["_index"]
+    target = json.dumps({"_index": index, "_id": kept.id})
+    crafted = [
+        f'{{"delete": {target}}}'.encode(),
+        f'{{"index": {target}}}\n{{"event": {{"id": "{kept.id}"}}}}'.encode(),
+        f'{{"update": {target}}}\n{{"doc": {{"message": "edited"}}}}'.encode(),
+        direct.encode(kept) + b"\n" + direct.encode(kept),  # two actions in one entry
+        f'{{"create": {{"_index": "other-index", "_id": "{kept.id}"}}}}\n{{}}'.encode(),
+        b"not json at all",
+    ]
+    assert isinstance(log.sink, Delivery)
+    log.sink.spool.append(crafted)
+    later = log.record("logout", actor=Actor(id="u1"))
+    assert log.flush(timeout=30)  # delivered or refused, never retried forever
+    assert log.get(kept.id) == kept  # neither deleted nor changed
+    assert log.get(later.id) == later
+    stats = log.stats()
+    assert (stats.delivered, stats.dead_lettered) == (2, len(crafted))
+    reasons = [
+        json.loads(line)["reason"] for line in (tmp_path / "dead.ndjson").read_text().splitlines()
+    ]
+    assert all(reason.startswith("not an audit document") for reason in reasons)
+    log.close()

@@ -94,6 +94,7 @@ class FanOut:
             spooled_bytes=sum(s.spooled_bytes for s in all_stats),
             lag_seconds=max(s.lag_seconds for s in all_stats),
             replayed_journals=sum(s.replayed_journals for s in all_stats),
+            damaged=sum(s.damaged for s in all_stats),
             failures=sum(s.failures for s in all_stats),
             last_error=errors[-1] if errors else None,
             last_delivery=max(times) if times else None,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol, TypedDict, runtime_checkable
 
 from auditwire.delivery.failures import FailureLog
 from auditwire.delivery.spool import Entry, Journal, Spool
-from auditwire.errors import SendError
+from auditwire.errors import SendError, SpoolUnusableError
 from auditwire.stores.base import Destination, ItemResult
 
 if TYPE_CHECKING:
@@ -98,6 +98,7 @@ class DeliveryStats:
     spooled_bytes: int  # undelivered data in this process's spool
     lag_seconds: float  # age of the oldest undelivered entry; 0 when caught up
     replayed_journals: int  # journals of dead processes delivered
+    damaged: int  # frames lost to damage on disk (each logged with its place)
     failures: int
     last_error: str | None
     last_delivery: str | None  # ISO time of the last delivered batch
@@ -107,7 +108,7 @@ class DeliveryStats:
 
     @classmethod
     def empty(cls) -> DeliveryStats:
-        return cls(0, 0, 0, 0, 0, 0.0, 0, 0, None, None)
+        return cls(0, 0, 0, 0, 0, 0.0, 0, 0, 0, None, None)
 
 
 class Backoff:
@@ -202,11 +203,16 @@ class DeliveryPlan:
     # -- what callers do --------------------------------------------------------------------
 
     def accept(self, records: Sequence[AuditRecord]) -> None:
-        """Encode records and append them to the spool (all or none); wake the driver."""
+        """Encode records and append them to the spool (all or none); wake the driver. A
+        spool that cannot be written raises :class:`SpoolUnusableError`, counted here."""
         if not records:
             return
         payloads = [self.destination.encode(record) for record in records]
-        self.spool.append(payloads)
+        try:
+            self.spool.append(payloads)
+        except SpoolUnusableError as exc:
+            self.failures.note(str(exc))
+            raise
         with self._lock:
             self._accepted += len(payloads)
         self.wake(False)
@@ -217,7 +223,10 @@ class DeliveryPlan:
         """Wait until everything appended before the call is delivered (or dead-lettered),
         and any spool left by a dead process too; ``False`` on timeout or when the driver is
         not ``alive``. ``during_outage=False`` gives up at once while the store is failing
-        (the records are safe in the spool either way)."""
+        (the records are safe in the spool either way). While the spool cannot be used the
+        answer is ``False`` at once."""
+        if self.spool.unusable is not None:
+            return False
         journal = self.spool.current()
         target = journal.end if journal is not None else None
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -271,6 +280,7 @@ class DeliveryPlan:
             spooled_bytes=journal.pending_bytes() if journal is not None else 0,
             lag_seconds=0.0 if oldest is None else max(0.0, time.time() - oldest / 1000),
             replayed_journals=self._replayed,
+            damaged=self.spool.damaged,
             failures=self.failures.count,
             last_error=self.failures.last_error,
             last_delivery=None
@@ -291,8 +301,15 @@ class DeliveryPlan:
             self._next_stats = now + STATS_EVERY
 
     def adopt_orphans(self) -> None:
-        # Journals adopted earlier are locked by this process, so they are not found again.
-        fresh = self.spool.orphans()
+        """Take over the journals of stopped processes (journals adopted earlier are locked by
+        this process, so they are not found again). A spool that cannot be read is reported,
+        not raised: the application starts, and ``flush()`` and ``stats()`` say so."""
+        try:
+            fresh = self.spool.orphans()
+        except SpoolUnusableError as exc:
+            logger.error("auditwire: %s", exc)
+            self.failures.note(str(exc))
+            return
         if fresh:
             logger.info(
                 "auditwire: replaying %d spool journal(s) left by stopped processes in %s",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -180,15 +180,70 @@ class ElasticsearchStore:
         }
         return orjson.dumps(action) + b"\n" + orjson.dumps(to_ecs(record, self.catalog))
 
+    def entry_problem(self, payload: bytes) -> str | None:
+        """Why a spool entry is not an audit document this store wrote, or ``None``. Entries
+        come from a file on disk: one crafted there must not delete, overwrite or update a
+        stored record (only a ``create`` of a record id into this store's partitions passes),
+        nor hold several actions (the bulk answer would no longer match the entries)."""
+        import orjson
+
+        action_line, _, document_line = payload.partition(b"\n")
+        if b"\n" in document_line:
+            return "more than one document"
+        try:
+            action, document = orjson.loads(action_line), orjson.loads(document_line)
+        except orjson.JSONDecodeError:
+            return "not JSON"
+        create = action.get("create") if isinstance(action, dict) and len(action) == 1 else None
+        if not isinstance(create, dict) or set(create) != {"_index", "_id"}:
+            return "not a create action"
+        index, record_id = create["_index"], create["_id"]
+        if not isinstance(index, str) or not (
+            index.startswith(f"{self.prefix}-") and index == index.lower()
+        ):
+            return f"an index outside this store ({index!r})"
+        if not (isinstance(record_id, str) and ID_PATTERN.match(record_id)):
+            return "not a record id"
+        event = document.get("event") if isinstance(document, dict) else None
+        if not isinstance(event, dict) or event.get("id") != record_id:
+            return "a document that is not the record it names"
+        return None
+
+    def _checked(
+        self, payloads: Sequence[bytes]
+    ) -> tuple[list[bytes], Callable[[Sequence[ItemResult]], list[ItemResult]]]:
+        """The entries fit to send, and how to answer for all of them from their results:
+        an entry that is not an audit document is refused for good (dead-lettered)."""
+        problems = [self.entry_problem(payload) for payload in payloads]
+        fit = [payload for payload, problem in zip(payloads, problems, strict=True) if not problem]
+
+        def answer(results: Sequence[ItemResult]) -> list[ItemResult]:
+            sent = iter(results)
+            return [
+                ItemResult(400, f"not an audit document: {problem}", retryable=False)
+                if problem
+                else next(sent)
+                for problem in problems
+            ]
+
+        return fit, answer
+
     def send(self, payloads: Sequence[bytes]) -> list[ItemResult]:
         """One ``_bulk`` request of encoded records; one result per record. The client's own
         retries are off: the delivery pipeline retries only what failed, with backoff."""
-        return self._api.send_bulk(b"\n".join(payloads) + b"\n", self.refresh)
+        fit, answer = self._checked(payloads)
+        return answer(self._api.send_bulk(b"\n".join(fit) + b"\n", self.refresh) if fit else [])
 
     def async_sender(self, client: Any) -> AsyncSender:
         """Sends as :meth:`send` does, from an event loop, through ``client`` (an
         ``AsyncElasticsearch``): what :class:`~auditwire.delivery.aio.AsyncDelivery` uses."""
-        return async_elasticsearch_sender(client, self.refresh)
+        send_bulk = async_elasticsearch_sender(client, self.refresh)
+
+        async def send(payloads: Sequence[bytes]) -> Sequence[ItemResult]:
+            fit, answer = self._checked(payloads)
+            return answer(await send_bulk(fit) if fit else [])
+
+        return send
 
     def write(self, records: Sequence[AuditRecord]) -> None:
         """Write all records now; duplicates count as written, any other refusal raises."""
