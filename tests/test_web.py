@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
 import json
+import tempfile
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
 from starlette.middleware import Middleware
@@ -21,8 +27,10 @@ from starlette.requests import HTTPConnection, Request
 from starlette.routing import Mount
 
 from auditwire import Actor, AuditLog, AuditQuery, AuditRecord, Page, SQLiteStore, Target
+from auditwire.listing.params import PAGING, VOCABULARY
+from auditwire.stores.elasticsearch import ElasticsearchStore
 from auditwire.web import audit_log_routes
-from tests.records import VALIDATOR
+from tests.records import VALIDATOR, full_record
 
 pytestmark = pytest.mark.anyio
 PREFIX = "/t/{tenant}/api/v1/admin"
@@ -420,3 +428,122 @@ async def test_an_id_no_record_could_have_is_a_404(client: httpx.AsyncClient) ->
     response = await client.get(acme("/audit-logs/" + "x" * 40_000))
     assert response.status_code == 404
     assert len(response.json()["error"]["message"]) < 200
+
+
+_hostile_text = st.text(max_size=40) | st.sampled_from(
+    ["", ",", ",,,", "a\x00b", "x" * 400, "\uff1d1", "0001-01-01", "9999-12-31", "20260304"]
+)
+_dates = st.datetimes(
+    min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.timezones()
+).map(lambda d: d.isoformat())
+_cursors = st.tuples(
+    _dates | _hostile_text, _hostile_text | st.just("log_01HM6Z6AJ0M8V3T9X1K2Q4R5S6")
+).map(lambda pair: base64.urlsafe_b64encode(f"{pair[0]}|{pair[1]}".encode()).decode().rstrip("="))
+_keys = st.sampled_from([*VOCABULARY, *PAGING, "actions[]", "nope"])
+_values = _hostile_text | _dates | _cursors | st.integers(-(2**70), 2**70).map(str)
+_date_values = _dates | st.sampled_from(
+    ["0001-01-01", "9999-12-31", "20260304", "0001-01-01T00:00:00+01:00", "9999-12-31T23:00-05:00"]
+)
+_params = st.lists(
+    st.tuples(st.sampled_from(["from", "to", "startDate", "endDate"]), _date_values)
+    | st.tuples(st.just("cursor"), _cursors)
+    | st.tuples(_keys, _values),
+    max_size=6,
+)
+_json = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | _hostile_text,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(_keys | _hostile_text, inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+_bodies = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "format": st.sampled_from(["csv", "json", "ndjson", "xlsx"]) | _json,
+            "filters": st.dictionaries(_keys, _values | _json, max_size=4) | _json,
+        },
+    ).map(lambda body: json.dumps(body).encode())
+    | _json.map(lambda value: json.dumps(value).encode())
+    | st.binary(max_size=64)
+)
+
+
+def any_tenant_api(log: AuditLog) -> Starlette:
+    """Every caller an admin of the URL's tenant: hostile input reaches the store."""
+    routes = audit_log_routes(
+        log, permission=lambda request: True, tenant_of=lambda r: r.path_params.get("tenant")
+    )
+    return Starlette(routes=[Mount(PREFIX, routes=routes)])
+
+
+def call(app: Starlette, method: str, url: str, **options: Any) -> httpx.Response:
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("198.51.100.1", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return await c.request(method, url, **options)
+
+    return asyncio.run(send())
+
+
+def no_server_error(app: Starlette, data: st.DataObject) -> None:
+    tenant = data.draw(
+        st.sampled_from(["acme", "globex"]) | _hostile_text.filter(lambda t: "/" not in t and t),
+        label="tenant",
+    )
+    base = f"/t/{quote(tenant, safe='')}/api/v1/admin"
+    choice = data.draw(st.sampled_from(["list", "one", "export", "security_logs"]), label="route")
+    if choice == "export":
+        body = data.draw(_bodies, label="body")
+        response = call(app, "POST", f"{base}/audit-logs/export", content=body)
+    elif choice == "one":
+        log_id = data.draw(_hostile_text.filter(bool), label="id")
+        response = call(app, "GET", f"{base}/audit-logs/{quote(log_id, safe='')}")
+    else:
+        path = "/audit-logs" if choice == "list" else "/security_logs"
+        response = call(app, "GET", base + path, params=data.draw(_params, label="params"))
+    assert response.status_code < 500, response.text[:300]
+    if response.status_code >= 400 and response.headers["content-type"] == "application/json":
+        assert response.json()["error"]["message"]  # the API's own refusals name the problem
+
+
+@pytest.fixture(scope="module")
+def hostile_sqlite() -> Starlette:
+    log = AuditLog("sqlite:///:memory:")
+    log.write([full_record(tenant="acme"), full_record(tenant="globex")])
+    return any_tenant_api(log)
+
+
+def test_no_hostile_input_gets_a_server_error_from_sqlite(hostile_sqlite: Starlette) -> None:
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        no_server_error(hostile_sqlite, data)
+
+    check()
+
+
+@pytest.fixture(scope="module")
+def hostile_es(es_url: str) -> Iterator[Starlette]:
+    from elasticsearch import Elasticsearch
+
+    store = ElasticsearchStore(Elasticsearch(es_url), prefix="test-hostile-api")
+    store.setup()
+    store.write([full_record(tenant="acme"), full_record(tenant="globex")])
+    store.refresh_indices()
+    log = AuditLog(store, spool=tempfile.mkdtemp())
+    yield any_tenant_api(log)
+    log.close()
+    names = list(store.client.indices.get(index=store.read_pattern).body)
+    store.client.indices.delete(index=",".join(names))
+    store.client.indices.delete_index_template(name=store.prefix)
+
+
+def test_no_hostile_input_gets_a_server_error_from_elasticsearch(hostile_es: Starlette) -> None:
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        no_server_error(hostile_es, data)
+
+    check()

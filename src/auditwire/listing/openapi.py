@@ -86,9 +86,20 @@ def openapi_document(prefix: str = "/t/{tenant}/api/v1/admin") -> dict[str, Any]
     record = _rebase(
         {k: v for k, v in source.items() if k not in ("$schema", "$id", "$defs")}, names
     )
-    tenant = [{"name": "tenant", "in": "path", "required": True, "schema": {"type": "string"}}]
+    tenant = [
+        {
+            "name": "tenant",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "the caller's own tenant (up to 256 characters); another's is a 403",
+        }
+    ]
     list_params = tenant + _filter_parameters() + _paging_parameters()
-    common = {"400": _error("a parameter was invalid"), "403": _error("not allowed to read")}
+    common = {
+        "400": _error("a parameter was invalid (named in the answer)"),
+        "403": _error("not allowed to read audit logs, or not this tenant's"),
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "auditwire audit logs", "version": "1"},
@@ -136,7 +147,7 @@ def openapi_document(prefix: str = "/t/{tenant}/api/v1/admin") -> dict[str, Any]
                                 }
                             },
                         },
-                        "403": common["403"],
+                        **common,
                         "404": _error("no such record in this tenant"),
                     },
                 }
@@ -150,11 +161,19 @@ def openapi_document(prefix: str = "/t/{tenant}/api/v1/admin") -> dict[str, Any]
                             "application/json": {
                                 "schema": {
                                     "type": "object",
+                                    "additionalProperties": False,
                                     "properties": {
                                         "format": {"enum": list(FORMATS)},
                                         "filters": {
                                             "type": "object",
                                             "description": "filter parameters, as for the list",
+                                            "additionalProperties": {
+                                                "oneOf": [
+                                                    {"type": "string"},
+                                                    {"type": "integer"},
+                                                    {"type": "array", "items": {"type": "string"}},
+                                                ]
+                                            },
                                         },
                                     },
                                 }
