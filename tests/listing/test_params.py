@@ -101,6 +101,8 @@ def test_a_forged_cursor_at_the_edge_of_time_is_refused(stamp: str) -> None:
         pytest.param({"log_types": "api_key,"}, "log_types", "empty value", id="trailing-comma"),
         pytest.param({"from": "2024-01-02", "to": "2024-01-01"}, "from", "after", id="from-a-day-after-to"),
         pytest.param({"from": "2024-01-01T10:00Z", "to": "2024-01-01T10:00Z"}, "from", "empty range", id="empty-range"),
+        pytest.param([("", "")], "(unnamed)", "needs a name", id="unnamed-found-by-fuzzing"),
+        pytest.param([("[]", "x")], "(unnamed)", "needs a name", id="unnamed-list"),
     ],
 )  # fmt: skip
 def test_bad_parameters_are_named(params: dict[str, Any], parameter: str, fragment: str) -> None:

@@ -168,6 +168,19 @@ class Engine:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> str:
+        """Start a single-node cluster and wait until it answers."""
+        self.launch(("discovery.type=single-node",))
+        self._wait()
+        return self.url
+
+    def launch(
+        self,
+        cluster_settings: tuple[str, ...],
+        *,
+        port: int | None = None,
+        transport: int | None = None,
+    ) -> None:
+        """Start the node's process with ``cluster_settings`` (discovery), without waiting."""
         archive = fetch(self.dist)
         major = int(self.dist.version.split(".")[0])
         java = find_java(21 if major >= (9 if self.dist is ELASTICSEARCH else 3) else 17)
@@ -180,14 +193,14 @@ class Engine:
         data, logs = self.workdir / "data", self.workdir / "logs"
         data.mkdir()
         logs.mkdir()
-        port, transport = _free_port(), _free_port()
+        port, transport = port or _free_port(), transport or _free_port()
         command = [
             "env",
             f"{self.dist.env_prefix}_JAVA_HOME={java}",
             f"{self.dist.env_prefix}_JAVA_OPTS=-Xms{self.heap} -Xmx{self.heap}",
             str(home / "bin" / self.dist.name),
             *(arg for setting in self.dist.settings for arg in ("-E", setting)),
-            "-E", "discovery.type=single-node",
+            *(arg for setting in cluster_settings for arg in ("-E", setting)),
             "-E", "network.host=127.0.0.1",
             "-E", f"http.port={port}",
             "-E", f"transport.port={transport}",
@@ -204,14 +217,21 @@ class Engine:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        self._wait()
-        return self.url
 
-    def _wait(self) -> None:
+    def kill(self) -> None:
+        """SIGKILL the node, as the OOM killer or a lost machine would (its files stay until
+        :meth:`stop`)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def _wait(self, nodes: int = 1) -> None:
         if self.process is None or self.workdir is None:
             raise EngineError("the engine was not started")
         deadline = time.monotonic() + START_TIMEOUT
-        health = f"{self.url}/_cluster/health?wait_for_status=yellow&timeout=2s"
+        health = (
+            f"{self.url}/_cluster/health?wait_for_status=yellow&wait_for_nodes={nodes}&timeout=2s"
+        )
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 tail = (self.workdir / "console.log").read_text(errors="replace")[-3000:]
@@ -219,7 +239,7 @@ class Engine:
                 raise EngineError(f"{self.dist.name} exited during start-up:\n{tail}")
             try:
                 status = _get_json(health, timeout=5)
-                if status.get("status") in ("green", "yellow"):
+                if status.get("status") in ("green", "yellow") and not status.get("timed_out"):
                     return
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
@@ -244,6 +264,34 @@ class Engine:
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+
+
+@contextlib.contextmanager
+def nodes(count: int, *, heap: str = "256m") -> Iterator[list[Engine]]:
+    """A cluster of ``count`` Elasticsearch nodes on loopback, each eligible as master; the
+    block gets them once all have joined."""
+    ports = [(_free_port(), _free_port()) for _ in range(count)]
+    names = [f"node-{n}" for n in range(count)]
+    seeds = ",".join(f"127.0.0.1:{transport}" for _, transport in ports)
+    engines = [Engine(heap=heap) for _ in range(count)]
+    try:
+        for engine, name, (port, transport) in zip(engines, names, ports, strict=True):
+            engine.launch(
+                (
+                    "cluster.name=auditwire-test",
+                    f"node.name={name}",
+                    f"discovery.seed_hosts={seeds}",
+                    f"cluster.initial_master_nodes={','.join(names)}",
+                ),
+                port=port,
+                transport=transport,
+            )
+        for engine in engines:
+            engine._wait(nodes=count)
+        yield engines
+    finally:
+        for engine in engines:
+            engine.stop()
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from auditwire._fields import FLAT_FIELDS
 from auditwire.errors import InvalidQueryError
-from auditwire.listing.params import parse_list_request
+from auditwire.listing.params import UNNAMED, parse_list_request
 from auditwire.query import AuditQuery, Cursor
 from auditwire.record import flat_fields
 
@@ -108,7 +108,7 @@ def parse_export_request(body: bytes, *, tenant: str | None = None) -> ExportReq
         raise InvalidQueryError("body", "must be a JSON object")
     unknown = sorted(set(parsed) - {"format", "filters"})
     if unknown:
-        raise InvalidQueryError(unknown[0], "is not a field of an export request")
+        raise InvalidQueryError(unknown[0] or UNNAMED, "is not a field of an export request")
     export_format = parsed.get("format", "json")
     if not isinstance(export_format, str) or export_format not in FORMATS:
         raise InvalidQueryError("format", f"must be one of {', '.join(FORMATS)}")

@@ -33,6 +33,7 @@ __all__ = [
     "SUMMARY_CHARS",
     "SUMMARY_KEYS",
     "SUMMARY_VALUES",
+    "UNNAMED",
     "VOCABULARY",
     "ListRequest",
     "filters_summary",
@@ -65,6 +66,8 @@ VOCABULARY: dict[str, str] = {
     "sourceIp": "source_ips",
 }
 PAGING = ("page", "per_page", "perPage", "cursor")
+#: How an error names a parameter that has no name (``?=x``, ``?[]=x``).
+UNNAMED = "(unnamed)"
 DEFAULT_PER_PAGE = 20
 MAX_PAGE = 10_000
 
@@ -165,6 +168,8 @@ def parse_list_request(
             continue
         field = VOCABULARY.get(key)
         if field is None:
+            if not key:
+                raise InvalidQueryError(UNNAMED, "a parameter needs a name")
             raise InvalidQueryError(key, "is not a filter of this API")
         spelling.setdefault(field, key)
         parts = [part.strip() for part in raw_value.split(",")]
