@@ -517,13 +517,19 @@ def hostile_sqlite() -> Starlette:
     return any_tenant_api(log)
 
 
-def test_no_hostile_input_gets_a_server_error_from_sqlite(hostile_sqlite: Starlette) -> None:
+def no_server_error_ever(app: Starlette) -> None:
+    """:func:`no_server_error` for 150 generated requests."""
+
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
     @given(data=st.data())
     def check(data: st.DataObject) -> None:
-        no_server_error(hostile_sqlite, data)
+        no_server_error(app, data)
 
     check()
+
+
+def test_no_hostile_input_gets_a_server_error_from_sqlite(hostile_sqlite: Starlette) -> None:
+    no_server_error_ever(hostile_sqlite)
 
 
 @pytest.fixture(scope="module")
@@ -543,9 +549,4 @@ def hostile_es(es_url: str) -> Iterator[Starlette]:
 
 
 def test_no_hostile_input_gets_a_server_error_from_elasticsearch(hostile_es: Starlette) -> None:
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(data=st.data())
-    def check(data: st.DataObject) -> None:
-        no_server_error(hostile_es, data)
-
-    check()
+    no_server_error_ever(hostile_es)
