@@ -31,30 +31,35 @@ MIN_LENGTH_TO_SHOW_TAIL = 12
 
 _MASKED = re.compile(r"^\*{3}[^*]{0,4}$")
 
-#: Key fragments (compared case-insensitively, ignoring ``_`` and ``-``) whose values are secrets
-#: shown by their last four characters.
+#: Names whose values are secrets, shown by their last four characters: a key is one when it
+#: ends with the name's words (``x_api_key``, ``accessToken``, ``stripe-secret``, ``tokens``),
+#: not when it merely starts with them (``token_type``, ``tokens_used``) or holds the letters
+#: inside a word (``secretary``).
 SECRET_KEY_PARTS: tuple[str, ...] = (
-    "apikey",
+    "api_key",
     "token",
     "secret",
-    "privatekey",
-    "accesskey",
-    "clientsecret",
-    "signingkey",
+    "private_key",
+    "access_key",
+    "signing_key",
     "credential",
 )
-#: Key fragments whose values are never shown at all.
+#: Names whose values are never shown at all: a key is one when it holds the name's words
+#: anywhere (``password``, ``password_hash``, ``sessionId``).
 HIDDEN_KEY_PARTS: tuple[str, ...] = (
     "password",
     "passwd",
     "passphrase",
     "authorization",
     "cookie",
-    "sessionid",
+    "session_id",
     "otp",
-    "mfacode",
+    "mfa_code",
     "cvv",
 )
+
+#: The words of a key: ``x_api_key``, ``apiKey``, ``API-Key`` and ``APIKey`` all read api, key.
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
 def mask_secret(value: str) -> str:
@@ -66,8 +71,21 @@ def mask_secret(value: str) -> str:
     return MASK + value[-4:]
 
 
-def _normalise_key(key: str) -> str:
-    return key.lower().replace("_", "").replace("-", "")
+def _words(key: str) -> tuple[str, ...]:
+    return tuple(word.lower() for word in _WORD.findall(key))
+
+
+def _ends_with(words: tuple[str, ...], name: tuple[str, ...]) -> bool:
+    """Whether ``words`` end with ``name``'s words (its last word in the plural too)."""
+    if not name or len(words) < len(name):
+        return False
+    tail = words[len(words) - len(name) :]
+    return tail[:-1] == name[:-1] and tail[-1] in (name[-1], name[-1] + "s")
+
+
+def _holds(words: tuple[str, ...], name: tuple[str, ...]) -> bool:
+    """Whether ``words`` hold ``name``'s words as a run anywhere."""
+    return any(_ends_with(words[: end + 1], name) for end in range(len(words)))
 
 
 class Redactor:
@@ -81,19 +99,17 @@ class Redactor:
         secret_keys: Iterable[str] = (),
         hidden_keys: Iterable[str] = (),
     ) -> None:
-        self._secret = SECRET_KEY_PARTS + tuple(_normalise_key(k) for k in secret_keys)
-        self._hidden = HIDDEN_KEY_PARTS + tuple(_normalise_key(k) for k in hidden_keys)
+        self._secret = tuple(_words(k) for k in (*SECRET_KEY_PARTS, *secret_keys))
+        self._hidden = tuple(_words(k) for k in (*HIDDEN_KEY_PARTS, *hidden_keys))
 
     def classify(self, key: str) -> str | None:
-        """``"hidden"``, ``"secret"`` or ``None`` for a key name.
-
-        A fragment must start or end the key (``x_api_key``, ``password_hash``); matching
-        anywhere inside would mask innocent keys such as ``footprint``.
-        """
-        norm = _normalise_key(key)
-        if any(norm.startswith(part) or norm.endswith(part) for part in self._hidden):
+        """``"hidden"``, ``"secret"`` or ``None`` for a key name, by whole words (see
+        :data:`SECRET_KEY_PARTS` and :data:`HIDDEN_KEY_PARTS`): ``footprint``, ``secretary``,
+        ``token_type`` and ``apiKeyName`` stay readable."""
+        words = _words(key)
+        if any(_holds(words, name) for name in self._hidden):
             return "hidden"
-        if any(norm.startswith(part) or norm.endswith(part) for part in self._secret):
+        if any(_ends_with(words, name) for name in self._secret):
             return "secret"
         return None
 
