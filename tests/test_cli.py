@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import auditwire
 from auditwire import Actor, AuditLog
 from auditwire.cli import main
 
@@ -55,3 +56,26 @@ def test_bad_filters_exit_2_naming_them(store_url: str, capsys: pytest.CaptureFi
     assert "endDate" in capsys.readouterr().err
     assert main(["export", "--store", store_url, "nonsense"]) == 2
     assert "NAME=VALUE" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"auditwire {auditwire.__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["query", "--store", "http://127.0.0.1:9"],
+        ["export", "--store", "http://127.0.0.1:9"],
+        ["retention", "--store", "http://127.0.0.1:9", "--max-age", "30d"],
+    ],
+)
+def test_an_unreachable_cluster_is_one_line_and_a_non_zero_exit(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("auditwire: ") and err.count("\n") == 1 and "Traceback" not in err

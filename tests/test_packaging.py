@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from importlib.metadata import metadata
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,12 @@ def test_the_schema_file_ships_inside_the_package() -> None:
 def test_cli_setup_reports_an_unreachable_cluster(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["setup", "--es-url", "http://127.0.0.1:9"]) == 1
     assert "could not install the template at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_the_license_file_matches_the_metadata() -> None:
+    """The distribution's declared license is the one whose text ships beside it."""
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    declared = metadata("auditwire")
+    assert declared["License-Expression"] == "Apache-2.0"
+    assert "LICENSE" in (declared.get_all("License-File") or [])

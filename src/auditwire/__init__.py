@@ -8,6 +8,7 @@ importing this package needs no optional dependency.
 from __future__ import annotations
 
 from auditwire._templates import render_template
+from auditwire._version import VERSION
 from auditwire.audit_log import AuditLog, AuditStats
 from auditwire.builder import RecordBuilder, RecordFields
 from auditwire.capture.context import AuditContext, current
@@ -37,7 +38,7 @@ from auditwire.redaction import Redactor, mask_secret
 from auditwire.schema import record_schema
 from auditwire.stores import SQLiteStore, open_store
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "Actor",

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from auditwire._version import VERSION
 from auditwire.catalog import EventCatalog
 from auditwire.errors import AuditwireError, InvalidQueryError, StoreError
 from auditwire.listing.export import CSV_COLUMNS, FORMATS, csv_row, export
@@ -180,6 +181,7 @@ def _retention(args: argparse.Namespace, out: TextIO) -> int:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="auditwire", description=__doc__.splitlines()[0])
+    root.add_argument("--version", action="version", version=f"auditwire {VERSION}")
     commands = root.add_subparsers(dest="command", required=True)
 
     events = commands.add_parser("events", help="list the event catalog")
@@ -239,7 +241,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except BrokenPipeError:  # `auditwire events | head`
         sys.stderr.close()
         return 0
+    except Exception as exc:
+        # An expected failure — a cluster that cannot be reached or refuses, a file that
+        # cannot be written — is one line and a non-zero exit; anything else is a bug.
+        if not (isinstance(exc, OSError) or type(exc).__module__.startswith(_CLIENTS)):
+            raise
+        print(f"auditwire: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return code
+
+
+#: The modules of the clients whose errors (connection, refusal) are expected failures.
+_CLIENTS = ("elasticsearch", "elastic_transport", "opensearchpy")
 
 
 if __name__ == "__main__":
