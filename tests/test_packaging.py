@@ -122,3 +122,22 @@ def test_the_license_file_matches_the_metadata() -> None:
     declared = metadata("auditwire")
     assert declared["License-Expression"] == "Apache-2.0"
     assert "LICENSE" in (declared.get_all("License-File") or [])
+
+
+def test_import_needs_no_posix_file_locks_and_a_spool_says_it_does() -> None:
+    done = run_without_optional_dependencies(
+        """
+        import tempfile
+        sys.modules["fcntl"] = None  # as on Windows: importing it fails
+        import auditwire
+        from auditwire.delivery.spool import Spool, SpoolUnusableError
+        log = auditwire.AuditLog("sqlite:///:memory:")
+        log.record("user.invited", actor={"email": "a@b.c"})
+        try:
+            Spool(tempfile.mkdtemp()).append([b"x"])
+        except SpoolUnusableError as exc:
+            print("refused:", exc)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused: the audit spool" in done.stdout and "POSIX file locks" in done.stdout

@@ -34,7 +34,6 @@ the directory and the fix.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
@@ -118,6 +117,19 @@ def _intact(payload: bytes, appended_ms: int, crc: int) -> bool:
     return zlib.crc32(payload, zlib.crc32(appended_ms.to_bytes(8, "little"))) == crc
 
 
+def _lock(fd: int, root: Path) -> None:
+    """Take the journal's lock, or raise ``BlockingIOError`` when another process has it. The
+    spool needs POSIX file locks; where there are none (Windows), opening one says so — the
+    rest of auditwire, and the embedded SQLite store, work there all the same."""
+    try:
+        import fcntl
+    except ImportError:
+        raise SpoolUnusableError(
+            root, "the spool needs POSIX file locks (fcntl), which this platform lacks"
+        ) from None
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 def _process_alive(journal_name: str) -> bool:
     """Whether the process a journal is named after (``<id>-<pid>``) still runs; ``True`` when
     that cannot be told, so a journal is never taken from a live owner."""
@@ -191,7 +203,7 @@ class Journal:
         making = root / f".{name}"
         making.mkdir(mode=0o700)
         lock_fd = os.open(making / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _lock(lock_fd, root)
         directory = root / name
         os.rename(making, directory)
         return cls(directory, lock_fd, **options)  # type: ignore[arg-type]
@@ -213,7 +225,7 @@ class Journal:
             )
             lock_fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock(lock_fd, directory.parent)
         except BlockingIOError:
             os.close(lock_fd)
             return None
@@ -595,6 +607,9 @@ class Spool:
                         self._journal = Journal.create(self.directory, **self._options)
                     except OSError as exc:
                         raise self._unusable(exc) from exc
+                    except SpoolUnusableError as exc:
+                        self.unusable = exc
+                        raise
                     self.unusable = None
                 journal = self._journal
         return journal
