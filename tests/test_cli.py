@@ -79,3 +79,32 @@ def test_an_unreachable_cluster_is_one_line_and_a_non_zero_exit(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("auditwire: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["query", "export"])
+def test_read_only_commands_create_no_database(
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUDITWIRE_STORE", raising=False)
+    assert main([command]) == 1
+    assert main([command, "--store", "sqlite:///new/dir/audit.db"]) == 1
+    assert "there is no audit database at auditwire.db" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # neither a file nor a directory
+
+
+def test_the_readme_the_cli_and_auditlog_share_one_default_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUDITWIRE_STORE", raising=False)
+    log = AuditLog()
+    log.record("login", actor={"id": "u1"})
+    log.close()
+    assert main(["query", "--format", "json"]) == 0
+    assert [r["action"] for r in json.loads(capsys.readouterr().out)["data"]] == ["login"]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "sqlite:///audit.db" not in readme

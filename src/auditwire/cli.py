@@ -102,7 +102,8 @@ def _filters(pairs: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def _readable_store(url: str | None) -> Store:
-    store = open_store(url)
+    """The store a read-only command reads: an SQLite database is never created by one."""
+    store = open_store(url, readonly=True)
     if not isinstance(store, Store):
         raise StoreError(f"{store!r} is write-only; give a readable --store")
     return store

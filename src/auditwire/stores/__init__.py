@@ -21,9 +21,12 @@ DEFAULT_URL = "sqlite:///auditwire.db"
 STORE_ENV = "AUDITWIRE_STORE"
 
 
-def open_store(url: str | None = None, *, catalog: EventCatalog | None = None) -> Sink:
+def open_store(
+    url: str | None = None, *, catalog: EventCatalog | None = None, readonly: bool = False
+) -> Sink:
     """A store or sink for ``url`` (default: ``$AUDITWIRE_STORE``, else the embedded
-    ``sqlite:///auditwire.db``).
+    ``sqlite:///auditwire.db``). ``readonly``: an SQLite database is opened for reading only,
+    and must exist (nothing is created).
 
     - ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:``
     - ``http://host:9200`` or ``https://...`` — Elasticsearch
@@ -32,7 +35,7 @@ def open_store(url: str | None = None, *, catalog: EventCatalog | None = None) -
     """
     url = url or os.environ.get(STORE_ENV) or DEFAULT_URL
     if url.startswith("sqlite:///"):
-        return SQLiteStore(url[len("sqlite:///") :] or ":memory:")
+        return SQLiteStore(url[len("sqlite:///") :] or ":memory:", readonly=readonly)
     if url.startswith(("http://", "https://")):
         from auditwire.stores.elasticsearch import ElasticsearchStore
 

@@ -97,11 +97,22 @@ def _row(record: AuditRecord) -> tuple[str | None, ...]:
 class SQLiteStore:
     """Records in one SQLite file (or ``":memory:"``), safe to share between threads."""
 
-    def __init__(self, path: str | Path = "auditwire.db") -> None:
+    def __init__(self, path: str | Path = "auditwire.db", *, readonly: bool = False) -> None:
+        """``readonly`` opens an existing database for reading only (what read-only commands
+        use): a missing file is a :class:`~auditwire.errors.StoreError`, and nothing — file
+        or directory — is created."""
         self.path = str(path)
+        self._lock = threading.Lock()
+        if readonly:
+            if self.path == ":memory:" or not Path(self.path).is_file():
+                raise StoreError(f"there is no audit database at {self.path}")
+            uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
+            self._conn = sqlite3.connect(
+                uri, uri=True, check_same_thread=False, isolation_level=None
+            )
+            return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         with self._lock:
             if self.path != ":memory:":
