@@ -24,6 +24,8 @@ OPTIONAL = [
     "ua_parser",
     "opentelemetry",
     "httpx",
+    "flask",
+    "flask_login",
 ]
 
 

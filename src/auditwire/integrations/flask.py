@@ -1,0 +1,112 @@
+"""Flask: one line audits every request, with the logged-in user as the actor.
+
+    from auditwire.integrations.flask import Audit
+
+    Audit(app, AuditLog("sqlite:///auditwire.db"))      # or Audit(...).init_app(app) later
+
+:class:`Audit` is a Flask extension in the usual form. It installs the WSGI middleware
+(:class:`auditwire.wsgi.AuditMiddleware`, with its options), notes each request's route
+template (``/users/<int:user_id>``), and — while the request context is still alive, after
+the view ran — takes flask-login's ``current_user`` as the actor when it is authenticated and
+the view named no actor of its own: its id (``get_id()``), ``email`` and ``name`` (or
+``username``). Without flask-login installed, or without a ``LoginManager`` on the app, actors
+come from the handlers (``auditwire.current().set_actor(...)``) as everywhere else. Without an
+audit log, one is made on ``app.config["AUDITWIRE_STORE"]`` (else the default store).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from auditwire.audit_log import AuditLog
+from auditwire.capture.context import current
+from auditwire.errors import InvalidRecordError, MissingDependencyError
+from auditwire.record import MAX_EMAIL, MAX_TEXT
+from auditwire.wsgi import AuditMiddleware, init_flask
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from auditwire.capture.options import CaptureOptions
+
+__all__ = ["EXTENSION_KEY", "Audit", "login_user_actor"]
+
+logger = logging.getLogger("auditwire")
+
+#: Where the extension keeps itself on the app (``app.extensions["auditwire"]``).
+EXTENSION_KEY = "auditwire"
+
+
+def _text(value: object, limit: int) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return None if "\x00" in text or len(text) > limit else text
+
+
+def login_user_actor() -> dict[str, Any] | None:
+    """flask-login's ``current_user`` as an actor, when it is authenticated (else ``None``):
+    ``get_id()``, ``email``, and ``name`` or ``username``. Values no record can carry (too
+    long, a NUL) are left out rather than failing the record."""
+    try:
+        from flask import current_app
+        from flask_login import current_user
+    except ImportError:
+        return None
+    if getattr(current_app, "login_manager", None) is None:
+        return None
+    user = current_user._get_current_object()  # the proxy's object, read once
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    get_id = getattr(user, "get_id", None)
+    return {
+        "type": "user",
+        "id": _text(get_id() if callable(get_id) else getattr(user, "id", None), MAX_TEXT),
+        "email": _text(getattr(user, "email", None), MAX_EMAIL),
+        "name": _text(getattr(user, "name", None) or getattr(user, "username", None), MAX_TEXT),
+    }
+
+
+class Audit:
+    """The Flask extension (see the module). ``options`` are the middleware's typed options
+    (:class:`~auditwire.capture.options.CaptureOptions`)."""
+
+    def __init__(
+        self,
+        app: Any = None,
+        audit_log: AuditLog | None = None,
+        **options: Unpack[CaptureOptions],
+    ) -> None:
+        self.audit_log = audit_log
+        self.options = options
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Any, audit_log: AuditLog | None = None) -> None:
+        try:
+            import flask  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError("auditwire.integrations.flask", "flask") from None
+        log = audit_log or self.audit_log
+        if log is None:
+            log = AuditLog(app.config.get("AUDITWIRE_STORE"))
+        self.audit_log = log
+        init_flask(app)
+        app.after_request(self._note_login_user)
+        app.wsgi_app = AuditMiddleware(app.wsgi_app, log, **self.options)
+        app.extensions[EXTENSION_KEY] = self
+
+    @staticmethod
+    def _note_login_user(response: Any) -> Any:
+        """After the view, in its request context: the logged-in user as the actor, unless the
+        view named one. Never fails the request."""
+        context = current()
+        if context is not None and context.actor is None:
+            try:
+                actor = login_user_actor()
+                if actor is not None:
+                    context.set_actor(actor)
+            except (InvalidRecordError, RuntimeError):
+                logger.exception("auditwire: could not read flask-login's current_user")
+        return response
