@@ -26,6 +26,7 @@ OPTIONAL = [
     "httpx",
     "flask",
     "flask_login",
+    "fastapi",
 ]
 
 

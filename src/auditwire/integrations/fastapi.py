@@ -1,0 +1,79 @@
+"""FastAPI: the app's own authentication dependency names the audit actor, in one line.
+
+    from auditwire.integrations.fastapi import audited
+
+    @app.post("/api-keys/{key}/rotate")
+    def rotate(key: str, user: User = Depends(audited(get_current_user))): ...
+
+``audited(dependency)`` is a dependency that resolves ``dependency`` as FastAPI would (its own
+parameters, sub-dependencies and caching included), makes its answer the request's audit actor
+(:func:`actor_of`), and returns it unchanged — so swapping ``Depends(get_current_user)`` for
+``Depends(audited(get_current_user))`` is the whole change. It works on a router or the app too:
+``APIRouter(dependencies=[Depends(audited(get_current_user))])``. The middleware itself is
+``app.add_middleware(AuditMiddleware, audit_log=log, ...)`` (:mod:`auditwire.asgi`), typed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from auditwire.capture.context import current
+from auditwire.errors import InvalidRecordError, MissingDependencyError
+from auditwire.record import MAX_EMAIL, MAX_TEXT, Actor
+
+__all__ = ["actor_of", "audited"]
+
+logger = logging.getLogger("auditwire")
+
+
+def _text(value: object, limit: int) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return None if "\x00" in text or len(text) > limit else text
+
+
+def actor_of(user: object) -> Actor | None:
+    """The actor a dependency's answer names: an :class:`Actor`; a mapping in the record's
+    shape; an object with an ``auditwire_actor()`` method returning either; else any object's
+    ``id``, ``email`` and ``name`` (or ``username``) attributes. ``None`` names nobody (an
+    anonymous caller); fields no record can carry are left out."""
+    if user is None or isinstance(user, Actor):
+        return user
+    own = getattr(user, "auditwire_actor", None)
+    if callable(own):
+        return actor_of(own())
+    if isinstance(user, Mapping):
+        return Actor.from_api(user)
+    return Actor(
+        type="user",
+        id=_text(getattr(user, "id", None), MAX_TEXT),
+        email=_text(getattr(user, "email", None), MAX_EMAIL),
+        name=_text(getattr(user, "name", None) or getattr(user, "username", None), MAX_TEXT),
+    )
+
+
+def audited(dependency: Callable[..., Any]) -> Callable[..., Any]:
+    """A dependency resolving ``dependency`` and naming its answer the audit actor (see the
+    module). An answer that names no valid actor is logged and left out; it never fails the
+    request."""
+    try:
+        from fastapi import Depends
+    except ImportError:
+        raise MissingDependencyError("auditwire.integrations.fastapi", "fastapi") from None
+
+    def audit_actor(user: Any = Depends(dependency)) -> Any:  # noqa: B008  # FastAPI's idiom
+        context = current()
+        if context is not None:
+            try:
+                actor = actor_of(user)
+            except InvalidRecordError:
+                logger.exception("auditwire: the dependency's answer names no valid actor")
+                actor = None
+            if actor is not None:
+                context.set_actor(actor)
+        return user
+
+    return audit_actor

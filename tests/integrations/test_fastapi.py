@@ -1,0 +1,124 @@
+"""FastAPI's own authentication dependency names the audit actor — in-process and under
+uvicorn — with the one documented line, ``Depends(audited(get_current_user))``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+
+from auditwire import Actor, AuditLog, AuditQuery, SQLiteStore
+from auditwire.asgi import AuditMiddleware
+from auditwire.integrations.fastapi import actor_of, audited
+from tests.records import written as records
+from tests.support.fastapi_app import User, create_app, get_current_user
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_the_dependencys_user_is_the_actor(log: AuditLog) -> None:
+    transport = httpx.ASGITransport(app=create_app(log))
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        assert (await client.post("/api-keys/k1/rotate", headers={"x-api-key": "key-ada"})).json()
+        assert (await client.post("/api-keys/k2/rotate")).status_code == 401
+        await client.get("/hello")
+    by_path = {r.request.path: r for r in records(log) if r.request}
+    rotated = by_path["/api-keys/k1/rotate"]
+    assert rotated.action == "api_key.rotated"
+    assert rotated.actor == Actor(type="user", id="ada", email="ada@acme.test")
+    assert rotated.request is not None and rotated.request.route == "/api-keys/{key}/rotate"
+    assert by_path["/api-keys/k2/rotate"].actor.name == "anonymous"  # refused: nobody named
+    assert by_path["/hello"].actor.name == "anonymous"
+
+
+async def test_on_a_router_for_every_route(log: AuditLog) -> None:
+    app = FastAPI(dependencies=[Depends(audited(get_current_user))])
+
+    @app.get("/me")
+    def me() -> str:
+        return "me"
+
+    app.add_middleware(AuditMiddleware, audit_log=log)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://app"
+    ) as client:
+        await client.get("/me", headers={"x-api-key": "key-grace"})
+    (record,) = records(log)
+    assert record.actor.id == "grace"
+
+
+class Account:
+    def auditwire_actor(self) -> dict[str, Any]:
+        return {"type": "agent", "id": "key_ci"}
+
+
+@pytest.mark.parametrize(
+    ("user", "actor"),
+    [
+        (User("u1", "u1@acme.test"), Actor(type="user", id="u1", email="u1@acme.test")),
+        ({"type": "agent", "id": "key_1"}, Actor(type="agent", id="key_1")),
+        (Account(), Actor(type="agent", id="key_ci")),
+        (None, None),
+    ],
+    ids=["object", "mapping", "protocol", "nobody"],
+)
+def test_what_names_an_actor(user: object, actor: Actor | None) -> None:
+    assert actor_of(user) == actor
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_under_uvicorn(tmp_path: Path) -> None:
+    database = tmp_path / "audit.db"
+    port = _free_port()
+    errors = (tmp_path / "uvicorn.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "tests.support.fastapi_app:create_app",
+         "--port", str(port), "--no-proxy-headers"],
+        cwd=ROOT,
+        env={**os.environ, "AUDITWIRE_STORE": f"sqlite:///{database}",
+             "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            while True:
+                try:
+                    client.get("/hello")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "uvicorn did not start"
+                    time.sleep(0.2)
+            rotated = client.post("/api-keys/k9/rotate", headers={"x-api-key": "key-linus"})
+            assert rotated.json() == {"rotated": "k9", "by": "linus"}
+    finally:
+        server.terminate()
+        stopped = server.wait(timeout=60)
+        errors.close()
+    # uvicorn shuts down gracefully (the lifespan flushes), then re-raises the signal.
+    assert stopped in (0, -signal.SIGTERM), (tmp_path / "uvicorn.log").read_text()
+    found = SQLiteStore(database, readonly=True).search(AuditQuery(actions=("api_key.rotated",)))
+    assert [(r.actor.id, r.request.route if r.request else None) for r in found] == [
+        ("linus", "/api-keys/{key}/rotate")
+    ]
