@@ -27,6 +27,7 @@ OPTIONAL = [
     "flask",
     "flask_login",
     "fastapi",
+    "django",
 ]
 
 

@@ -1,7 +1,9 @@
-"""Doors for the libraries an application already uses: Flask, FastAPI, logging, structlog
-and OpenTelemetry. They build on the middlewares (:mod:`auditwire.asgi`, :mod:`auditwire.wsgi`).
+"""Doors for the libraries an application already uses: Django, Flask, FastAPI, logging,
+structlog and OpenTelemetry. They build on the middlewares (:mod:`auditwire.asgi`,
+:mod:`auditwire.wsgi`).
 
 One module per library integrated, each importing its library only when used:
+:mod:`~auditwire.integrations.django` (the Django middleware),
 :mod:`~auditwire.integrations.flask` (the Flask extension),
 :mod:`~auditwire.integrations.fastapi` (the actor from an auth dependency),
 :mod:`~auditwire.integrations.logging`

@@ -1,0 +1,97 @@
+"""The Django middleware over a real Django project with ``django.contrib.auth``, through
+Django's test client (its WSGI handler) and its async client (its ASGI handler): the logged-in
+user is the actor, the URL pattern is the route, a redirect to the login page is a refusal."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import django
+import pytest
+
+from auditwire import Actor, AuditQuery, AuditRecord, SQLiteStore
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.support.django_project.settings")
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.test import AsyncClient, Client  # noqa: E402
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def ada() -> Iterator[User]:
+    call_command("migrate", verbosity=0)
+    user = User.objects.create_user("ada", "ada@acme.test", "correct horse")
+    yield user
+    user.delete()
+
+
+def recorded(since: int) -> list[AuditRecord]:
+    """The records since the ``since``-th, oldest first."""
+    log = settings.AUDIT_LOG
+    assert log.flush(10)
+    assert isinstance(log.store, SQLiteStore)
+    return list(reversed(log.store.search(AuditQuery(limit=1000))))[since:]
+
+
+def count() -> int:
+    return len(recorded(0))
+
+
+def test_the_logged_in_user_is_the_actor_under_wsgi(ada: User) -> None:
+    before = count()
+    client = Client()
+    assert client.post("/invoices/7/void").status_code == 302  # to the login page
+    assert client.post("/login/", {"username": "ada", "password": "correct horse"}).content == b"in"
+    assert client.post("/invoices/7/void").content == b"voided 7"
+    refused, login, voided = recorded(before)
+    assert (refused.action, refused.outcome, refused.actor.name) == (
+        "access_denied",
+        "failure",
+        "anonymous",
+    )
+    me = Actor(type="user", id=str(ada.pk), email="ada@acme.test", name="ada")
+    assert (login.action, login.actor) == ("login", me)  # logged in by the view itself
+    assert (voided.action, voided.actor, voided.outcome) == ("settings_changed", me, "success")
+    assert voided.request is not None and voided.request.route == "/invoices/<int:n>/void"
+
+
+async def test_the_same_under_asgi(ada: User) -> None:
+    before = await _count()
+    client = AsyncClient()
+    await client.post("/login/", {"username": "ada", "password": "correct horse"})
+    response = await client.post("/invoices/9/void")
+    assert response.content == b"voided 9"
+    hello = await client.get("/t/acme/hello")
+    assert hello.status_code == 200
+    login, voided, greeted = await _recorded(before)
+    assert login.actor == voided.actor
+    assert voided.actor.id == str(ada.pk) and voided.target is not None
+    assert voided.request is not None and voided.request.route == "/invoices/<int:n>/void"
+    assert (greeted.tenant, greeted.request.route if greeted.request else None) == (
+        "acme",
+        "/t/<str:tenant>/hello",
+    )
+
+
+async def _count() -> int:
+    from asgiref.sync import sync_to_async
+
+    return int(await sync_to_async(count)())
+
+
+async def _recorded(since: int) -> list[AuditRecord]:
+    from asgiref.sync import sync_to_async
+
+    found: list[AuditRecord] = await sync_to_async(recorded)(since)
+    return found
