@@ -195,3 +195,27 @@ def test_the_first_and_last_dates_a_listing_reads(es_store: ElasticsearchStore) 
     assert [r.id for r in es_store.search(widest)] == [record.id]
     earliest = Cursor(datetime(1, 1, 2, tzinfo=timezone.utc), record.id)
     assert es_store.search(AuditQuery(after=earliest)) == []
+
+
+def test_a_forgotten_setup_is_done_before_the_first_delivery(
+    es_url: str, es_prefix: str, tmp_path: Path
+) -> None:
+    """No ``auditwire setup``: the first send installs the template, so no document is ever
+    indexed under guessed mappings (on which later reads would fail)."""
+    client = Elasticsearch(es_url, request_timeout=30)
+    store = ElasticsearchStore(client, prefix=f"{es_prefix}-forgot")
+    log = AuditLog(store, spool=tmp_path)
+    try:
+        record = log.record("login", actor=Actor(id="u1"), ip_address="203.0.113.9")
+        assert log.flush(timeout=30)
+        store.refresh_indices()
+        mappings = client.indices.get_mapping(index=store.read_pattern).body
+        assert mappings and all(m["mappings"]["dynamic"] == "strict" for m in mappings.values())
+        assert [r.id for r in log.search(source_ips=["203.0.113.0/24"])] == [record.id]
+    finally:
+        log.close()
+        names = list(client.indices.get(index=store.read_pattern, allow_no_indices=True).body)
+        if names:
+            client.indices.delete(index=",".join(names))
+        client.options(ignore_status=404).indices.delete_index_template(name=store.prefix)
+        client.close()

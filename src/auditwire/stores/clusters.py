@@ -47,6 +47,7 @@ class ClusterApi(Protocol):
     def send_bulk(self, payload: bytes, refresh: bool | str) -> list[ItemResult]: ...
     def bulk_delete(self, hits: Sequence[dict[str, Any]]) -> list[dict[str, Any]]: ...
     def put_template(self, name: str, body: dict[str, Any]) -> None: ...
+    def template_exists(self, name: str) -> bool: ...
     def index_names(self, pattern: str) -> list[str]: ...
     def delete_indices(self, names: Sequence[str]) -> None: ...
     def delete_by_query(self, index: str, query: dict[str, Any]) -> int: ...
@@ -161,6 +162,20 @@ class ElasticsearchApi:
         except BadRequestError as exc:
             raise TemplateRefusedError(str(exc.body)) from exc
 
+    def template_exists(self, name: str) -> bool:
+        from elasticsearch import ApiError, TransportError
+
+        try:
+            return bool(self.client.indices.exists_index_template(name=name))
+        except ApiError as exc:
+            raise SendError(
+                f"Elasticsearch answered {exc.meta.status} when asked for the index template: "
+                f"{exc.message}",
+                status=exc.meta.status,
+            ) from exc
+        except TransportError as exc:
+            raise SendError(f"Elasticsearch is unreachable: {exc.message}") from exc
+
     def index_names(self, pattern: str) -> list[str]:
         answer = self.client.indices.get(
             index=pattern, expand_wildcards="open,closed", allow_no_indices=True
@@ -262,6 +277,20 @@ class OpenSearchApi:
             self.client.indices.put_index_template(name=name, body=body)
         except RequestError as exc:
             raise TemplateRefusedError(str(exc.info)) from exc
+
+    def template_exists(self, name: str) -> bool:
+        from opensearchpy import TransportError
+
+        try:
+            return bool(self.client.indices.exists_index_template(name=name))
+        except TransportError as exc:
+            status = exc.status_code if isinstance(exc.status_code, int) else None
+            if status is None:
+                raise SendError(f"OpenSearch is unreachable: {exc}") from exc
+            raise SendError(
+                f"OpenSearch answered {status} when asked for the index template: {exc.error}",
+                status=status,
+            ) from exc
 
     def index_names(self, pattern: str) -> list[str]:
         answer = self.client.indices.get(

@@ -7,6 +7,7 @@ done: a retry never duplicates. Reads go through one pattern over all partitions
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from auditwire.errors import (
     BulkWriteError,
     InvalidQueryError,
     RecordNotFoundError,
+    SendError,
     StoreError,
     TemplateRefusedError,
     UnsupportedError,
@@ -106,6 +108,8 @@ class ElasticsearchStore:
         self.catalog = catalog if catalog is not None else EventCatalog.default()
         self.refresh = refresh
         self.read_pattern = read_pattern(prefix)
+        #: Whether this store has seen its index template in place (see :meth:`send`).
+        self.template_ready = False
 
     @staticmethod
     def _connect(client: Any) -> Any:
@@ -153,6 +157,7 @@ class ElasticsearchStore:
                     raise
                 unsupported |= missing
                 continue
+            self.template_ready = True
             return SetupResult(
                 template=self.prefix,
                 read_pattern=self.read_pattern,
@@ -228,9 +233,29 @@ class ElasticsearchStore:
 
         return fit, answer
 
+    def ensure_template(self) -> None:
+        """Install the index template unless it is in place, once per store: a record indexed
+        without it would get guessed mappings, on which later reads fail. A cluster that cannot
+        be asked, or that refuses the template, fails the send (retried; the records wait in
+        the spool) with the reason — and, for a refusal, the command that installs it."""
+        if self.template_ready:
+            return
+        if not self._api.template_exists(self.prefix):  # a SendError when it cannot be asked
+            try:
+                self.setup()
+            except Exception as exc:
+                raise SendError(
+                    f"the index template {self.prefix!r} is not in place and could not be "
+                    f"installed ({exc}); the records wait in the spool (install it with: "
+                    "auditwire setup)"
+                ) from exc
+        self.template_ready = True
+
     def send(self, payloads: Sequence[bytes]) -> list[ItemResult]:
         """One ``_bulk`` request of encoded records; one result per record. The client's own
-        retries are off: the delivery pipeline retries only what failed, with backoff."""
+        retries are off: the delivery pipeline retries only what failed, with backoff. The
+        first send checks the index template (:meth:`ensure_template`)."""
+        self.ensure_template()
         fit, answer = self._checked(payloads)
         return answer(self._api.send_bulk(b"\n".join(fit) + b"\n", self.refresh) if fit else [])
 
@@ -240,6 +265,8 @@ class ElasticsearchStore:
         send_bulk = async_elasticsearch_sender(client, self.refresh)
 
         async def send(payloads: Sequence[bytes]) -> Sequence[ItemResult]:
+            if not self.template_ready:
+                await asyncio.to_thread(self.ensure_template)
             fit, answer = self._checked(payloads)
             return answer(await send_bulk(fit) if fit else [])
 
