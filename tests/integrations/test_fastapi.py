@@ -3,12 +3,6 @@ uvicorn — with the one documented line, ``Depends(audited(get_current_user))``
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +15,7 @@ from auditwire.asgi import AuditMiddleware
 from auditwire.integrations.fastapi import actor_of, audited
 from tests.records import written as records
 from tests.support.fastapi_app import User, create_app, get_current_user
+from tests.support.servers import free_port, serving
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,43 +76,18 @@ def test_what_names_an_actor(user: object, actor: Actor | None) -> None:
     assert actor_of(user) == actor
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_under_uvicorn(tmp_path: Path) -> None:
     database = tmp_path / "audit.db"
-    port = _free_port()
-    errors = (tmp_path / "uvicorn.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "tests.support.fastapi_app:create_app",
+    port = free_port()
+    with serving(
+        ["uvicorn", "--factory", "tests.support.fastapi_app:create_app",
          "--port", str(port), "--no-proxy-headers"],
-        cwd=ROOT,
-        env={**os.environ, "AUDITWIRE_STORE": f"sqlite:///{database}",
-             "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
-        stdout=subprocess.DEVNULL,
-        stderr=errors,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            while True:
-                try:
-                    client.get("/hello")
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "uvicorn did not start"
-                    time.sleep(0.2)
-            rotated = client.post("/api-keys/k9/rotate", headers={"x-api-key": "key-linus"})
-            assert rotated.json() == {"rotated": "k9", "by": "linus"}
-    finally:
-        server.terminate()
-        stopped = server.wait(timeout=60)
-        errors.close()
-    # uvicorn shuts down gracefully (the lifespan flushes), then re-raises the signal.
-    assert stopped in (0, -signal.SIGTERM), (tmp_path / "uvicorn.log").read_text()
+        port,
+        tmp_path / "uvicorn.log",
+        {"AUDITWIRE_STORE": f"sqlite:///{database}"},
+    ) as client:  # fmt: skip
+        rotated = client.post("/api-keys/k9/rotate", headers={"x-api-key": "key-linus"})
+        assert rotated.json() == {"rotated": "k9", "by": "linus"}
     found = SQLiteStore(database, readonly=True).search(AuditQuery(actions=("api_key.rotated",)))
     assert [(r.actor.id, r.request.route if r.request else None) for r in found] == [
         ("linus", "/api-keys/{key}/rotate")

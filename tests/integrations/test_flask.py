@@ -3,14 +3,8 @@ logged-in user is the actor and the route template is the route, from one docume
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 from flask import Flask
 
 import auditwire
@@ -18,6 +12,7 @@ from auditwire import Actor, AuditLog, AuditQuery, SQLiteStore
 from auditwire.integrations.flask import Audit
 from tests.records import written as records
 from tests.support.flask_login_app import create_app
+from tests.support.servers import free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,42 +56,18 @@ def test_anonymous_and_a_views_own_actor(log: AuditLog) -> None:
     assert app.extensions["auditwire"].audit_log is log
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_under_gunicorn(tmp_path: Path) -> None:
     database = tmp_path / "audit.db"
-    port = _free_port()
-    errors = (tmp_path / "gunicorn.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "tests.support.flask_login_app:create_app()",
+    port = free_port()
+    with serving(
+        ["gunicorn", "tests.support.flask_login_app:create_app()",
          "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        cwd=ROOT,
-        env={**os.environ, "AUDITWIRE_STORE": f"sqlite:///{database}",
-             "AUDITWIRE_SPOOL": str(tmp_path / "spool"), "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
-        stdout=subprocess.DEVNULL,
-        stderr=errors,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            while True:
-                try:
-                    client.get("/hello")
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "gunicorn did not start"
-                    time.sleep(0.2)
-            assert client.post("/login", data={"user": "grace"}).text == "in"
-            assert client.post("/users/7/block").text == "blocked"
-    finally:
-        server.terminate()
-        stopped = server.wait(timeout=60)
-        errors.close()
-    assert stopped == 0, (tmp_path / "gunicorn.log").read_text()
+        port,
+        tmp_path / "gunicorn.log",
+        {"AUDITWIRE_STORE": f"sqlite:///{database}", "AUDITWIRE_SPOOL": str(tmp_path / "spool")},
+    ) as client:  # fmt: skip
+        assert client.post("/login", data={"user": "grace"}).text == "in"
+        assert client.post("/users/7/block").text == "blocked"
     store = SQLiteStore(database, readonly=True)
     blocked = store.search(AuditQuery(actions=("user_blocked",)))
     assert [(r.actor.id, r.actor.email) for r in blocked] == [("grace", "grace@acme.test")]

@@ -27,7 +27,7 @@ from auditwire.audit_log import AuditLog
 from auditwire.capture.context import bind, unbind
 from auditwire.capture.facts import RequestFacts, read_wsgi_headers
 from auditwire.capture.middleware import Capture
-from auditwire.capture.records import DENIED_ACTION
+from auditwire.capture.records import DENIED_ACTION, actor_text
 from auditwire.errors import InvalidRecordError, MissingDependencyError
 from auditwire.record import MAX_EMAIL, MAX_TEXT
 
@@ -39,13 +39,6 @@ logger = logging.getLogger("auditwire")
 SETTING = "AUDITWIRE"
 
 
-def _text(value: object, limit: int) -> str | None:
-    if value is None or value == "":
-        return None
-    text = str(value)
-    return None if "\x00" in text or len(text) > limit else text
-
-
 def user_actor(user: Any) -> dict[str, Any] | None:
     """An authenticated Django user as an actor (``pk``, ``email``, ``get_username()``);
     ``None`` for an anonymous one. Values no record can carry are left out."""
@@ -54,9 +47,9 @@ def user_actor(user: Any) -> dict[str, Any] | None:
     get_username = getattr(user, "get_username", None)
     return {
         "type": "user",
-        "id": _text(getattr(user, "pk", None), MAX_TEXT),
-        "email": _text(getattr(user, "email", None), MAX_EMAIL),
-        "name": _text(get_username() if callable(get_username) else None, MAX_TEXT),
+        "id": actor_text(getattr(user, "pk", None), MAX_TEXT),
+        "email": actor_text(getattr(user, "email", None), MAX_EMAIL),
+        "name": actor_text(get_username() if callable(get_username) else None, MAX_TEXT),
     }
 
 

@@ -20,19 +20,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from auditwire.capture.context import current
+from auditwire.capture.records import actor_text
 from auditwire.errors import InvalidRecordError, MissingDependencyError
 from auditwire.record import MAX_EMAIL, MAX_TEXT, Actor
 
 __all__ = ["actor_of", "audited"]
 
 logger = logging.getLogger("auditwire")
-
-
-def _text(value: object, limit: int) -> str | None:
-    if value is None:
-        return None
-    text = str(value)
-    return None if "\x00" in text or len(text) > limit else text
 
 
 def actor_of(user: object) -> Actor | None:
@@ -49,9 +43,9 @@ def actor_of(user: object) -> Actor | None:
         return Actor.from_api(user)
     return Actor(
         type="user",
-        id=_text(getattr(user, "id", None), MAX_TEXT),
-        email=_text(getattr(user, "email", None), MAX_EMAIL),
-        name=_text(getattr(user, "name", None) or getattr(user, "username", None), MAX_TEXT),
+        id=actor_text(getattr(user, "id", None), MAX_TEXT),
+        email=actor_text(getattr(user, "email", None), MAX_EMAIL),
+        name=actor_text(getattr(user, "name", None) or getattr(user, "username", None), MAX_TEXT),
     )
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditwire.audit_log import AuditLog
 from auditwire.capture.context import current
+from auditwire.capture.records import actor_text
 from auditwire.errors import InvalidRecordError, MissingDependencyError
 from auditwire.record import MAX_EMAIL, MAX_TEXT
 from auditwire.wsgi import AuditMiddleware, init_flask
@@ -36,13 +37,6 @@ logger = logging.getLogger("auditwire")
 
 #: Where the extension keeps itself on the app (``app.extensions["auditwire"]``).
 EXTENSION_KEY = "auditwire"
-
-
-def _text(value: object, limit: int) -> str | None:
-    if value is None:
-        return None
-    text = str(value)
-    return None if "\x00" in text or len(text) > limit else text
 
 
 def login_user_actor() -> dict[str, Any] | None:
@@ -62,9 +56,11 @@ def login_user_actor() -> dict[str, Any] | None:
     get_id = getattr(user, "get_id", None)
     return {
         "type": "user",
-        "id": _text(get_id() if callable(get_id) else getattr(user, "id", None), MAX_TEXT),
-        "email": _text(getattr(user, "email", None), MAX_EMAIL),
-        "name": _text(getattr(user, "name", None) or getattr(user, "username", None), MAX_TEXT),
+        "id": actor_text(get_id() if callable(get_id) else getattr(user, "id", None), MAX_TEXT),
+        "email": actor_text(getattr(user, "email", None), MAX_EMAIL),
+        "name": actor_text(
+            getattr(user, "name", None) or getattr(user, "username", None), MAX_TEXT
+        ),
     }
 
 
