@@ -60,7 +60,7 @@ def test_a_category_contradicting_the_catalog_is_refused(log: AuditLog) -> None:
     [
         pytest.param({"action": ""}, id="missing-action"),
         pytest.param({"action": "login", "outcome": "maybe"}, id="bad-outcome"),
-        pytest.param({"action": "login", "metadata": {"when": datetime.now()}}, id="non-json"),
+        pytest.param({"action": "login", "metadata": {"when": object()}}, id="non-json"),
         pytest.param({"action": "login", "metadata": ["x"]}, id="metadata-list"),
         pytest.param({"action": "login", "user_agent": "x" * 10_000}, id="oversize-ua"),
         pytest.param({"action": "login", "actor": {"type": "robot"}}, id="bad-actor"),

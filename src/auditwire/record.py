@@ -22,9 +22,11 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime, time
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, ClassVar, Literal, TypeVar, get_args
+from uuid import UUID
 
 from auditwire._fields import FLAT_FIELDS, api_names
 from auditwire._ids import ID_PATTERN, new_id
@@ -176,7 +178,21 @@ def _check_json(path: str, value: Any, depth: int = 0) -> None:
         for index, item in enumerate(value):
             _check_json(f"{path}[{index}]", item, depth + 1)
         return
+    if isinstance(value, _COERCED) and not (isinstance(value, Decimal) and not value.is_finite()):
+        return
     raise InvalidRecordError(path, f"{type(value).__name__} is not JSON-serialisable")
+
+
+#: Values applications commonly put in metadata that JSON lacks, stored as their text.
+_COERCED = (datetime, date, time, UUID, Decimal)
+
+
+def _as_json(value: Any) -> str:
+    """``json.dumps``'s ``default``: dates and times in ISO 8601, UUIDs and decimals as text
+    (a decimal exactly, never through a float)."""
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    return str(value)
 
 
 def normalise_metadata(value: object) -> dict[str, Any]:
@@ -185,7 +201,9 @@ def normalise_metadata(value: object) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidRecordError("metadata", f"must be a mapping, not {type(value).__name__}")
     _check_json("metadata", value)
-    encoded = json.dumps(DEFAULT_REDACTOR.redact(value), ensure_ascii=False, separators=(",", ":"))
+    encoded = json.dumps(
+        DEFAULT_REDACTOR.redact(value), ensure_ascii=False, separators=(",", ":"), default=_as_json
+    )
     size = len(encoded.encode())
     if size > MAX_METADATA_BYTES:
         raise InvalidRecordError(

@@ -216,6 +216,11 @@ class HandOff:
         with self._lock:
             self._written += len(records)
 
+    def note_failure(self, message: str) -> None:
+        """Count and log (sparingly) a record that could not be made — a log call's, say —
+        among the capture failures of :meth:`stats`."""
+        self._failures.note(message)
+
     # -- the writer thread ----------------------------------------------------------------------
 
     def _start(self) -> None:

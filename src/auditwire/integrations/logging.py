@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from auditwire.errors import InvalidRecordError
 from auditwire.integrations.log_calls import build_from_log
 from auditwire.stores.jsonl import RECORD_LINES, json_formatter
 
@@ -67,6 +68,8 @@ class AuditHandler(logging.Handler):
             built = audit_record(record, self.audit_log, self.key)
             if built is not None:
                 self.audit_log.submit(built)
+        except InvalidRecordError as exc:  # counted (stats().capture_failures) and logged
+            self.audit_log.handoff.note_failure(f"an audit log call made no record: {exc}")
         except Exception:
             self.handleError(record)
 

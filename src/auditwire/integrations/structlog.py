@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from auditwire.errors import MissingDependencyError
+from auditwire.errors import InvalidRecordError, MissingDependencyError
 from auditwire.integrations.log_calls import build_from_log
 
 if TYPE_CHECKING:
@@ -50,7 +50,14 @@ class AuditProcessor:
         if not event_dict.get(self.key) or "audit_id" in event_dict:
             return event_dict
         del event_dict[self.key]
-        record = build_from_log(self.audit_log, event_dict.get("event"), event_dict)  # type: ignore[arg-type]
+        try:
+            record = build_from_log(self.audit_log, event_dict.get("event"), event_dict)  # type: ignore[arg-type]
+        except InvalidRecordError as exc:
+            # A log call never breaks the code that made it: the failure is logged and
+            # counted (``stats().capture_failures``), and the line goes on.
+            self.audit_log.handoff.note_failure(f"an audit log call made no record: {exc}")
+            event_dict["audit_error"] = str(exc)
+            return event_dict
         self.audit_log.submit(record)
         if self.drop:
             raise self._drop_event
