@@ -27,7 +27,8 @@ pytestmark = pytest.mark.integration
 
 def test_a_node_killed_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     with nodes(3) as engines:
-        client = Elasticsearch([e.url for e in engines], request_timeout=10)
+        # A bulk request waits up to a minute for a shard whose node is gone: as long here.
+        client = Elasticsearch([e.url for e in engines], request_timeout=60)
         store = ElasticsearchStore(client, prefix="test-three-nodes")
         store.setup()
         delivery = Delivery(store, Spool(tmp_path / "spool"), backoff=Backoff(0.05, 1.0))
@@ -45,19 +46,25 @@ def test_a_node_killed_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -
 
         writer = threading.Thread(target=stream)
         writer.start()
-        time.sleep(3)  # records flowing to all three
-        victim = engines[-1]
-        victim.kill()
-        time.sleep(5)  # and on, while the cluster notices and fails over
-        done.set()
-        writer.join()
-        assert log.flush(timeout=240), log.stats()
-        health = client.cluster.health(wait_for_status="yellow", timeout="60s")
-        assert health["status"] in ("yellow", "green") and health["number_of_nodes"] == 2
-        stored = all_ids(store)
-        assert len(stored) == len(set(stored))  # none twice
-        assert sorted(stored) == sorted(r.id for r in recorded)  # none lost
-        assert len(recorded) > 1000
-        stats = log.stats()
-        assert stats.delivered == len(recorded) and stats.dead_lettered == 0
-        log.close()
+        try:
+            time.sleep(3)  # records flowing to all three
+            master = str(client.nodes.info(node_id="_master")["nodes"].popitem()[1]["name"])
+            # A data node other than the elected master: its shards fail over to their copies.
+            victim = next(e for n, e in enumerate(engines) if f"node-{n}" != master)
+            victim.kill()
+            time.sleep(5)  # and on, while the cluster notices and fails over
+        finally:
+            done.set()
+            writer.join()
+        try:
+            health = client.cluster.health(wait_for_status="yellow", timeout="120s")
+            assert health["status"] in ("yellow", "green") and health["number_of_nodes"] == 2
+            assert log.flush(timeout=240), log.stats()
+            stored = all_ids(store)
+            assert len(stored) == len(set(stored))  # none twice
+            assert sorted(stored) == sorted(r.id for r in recorded)  # none lost
+            assert len(recorded) > 1000
+            stats = log.stats()
+            assert stats.delivered == len(recorded) and stats.dead_lettered == 0
+        finally:
+            log.close()

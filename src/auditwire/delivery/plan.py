@@ -111,6 +111,10 @@ class DeliveryStats:
         return cls(0, 0, 0, 0, 0, 0.0, 0, 0, 0, None, None)
 
 
+#: The jitter's own generator: the application's ``random`` state is not auditwire's to use.
+_jitter = random.Random()
+
+
 class Backoff:
     """Capped exponential backoff with jitter: attempt ``n`` waits between half and all of
     ``min(maximum, initial * 2**n)``, so many processes retrying together spread out."""
@@ -123,7 +127,7 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         ceiling = min(self.maximum, self.initial * 2.0 ** min(attempt, 32))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        return ceiling / 2 + _jitter.uniform(0, ceiling / 2)
 
 
 class PlanOptions(TypedDict, total=False):
