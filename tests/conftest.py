@@ -20,9 +20,11 @@ from auditwire.stores.elasticsearch import ElasticsearchStore
 from tests.support.engine import (
     ELASTICSEARCH,
     OPENSEARCH,
+    OTHER_ELASTICSEARCH,
     Distribution,
     Engine,
     EngineError,
+    client_version,
     server_version,
 )
 
@@ -50,11 +52,13 @@ def _running_engine(request: pytest.FixtureRequest, dist: Distribution, env: str
         if _in_ci():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    _engine_info[dist.name] = version
+    client = "opensearch-py" if dist.name == "opensearch" else "elasticsearch"
+    about = f"{dist.name} {version} (client {client} {client_version(client)})"
+    _engine_info[env] = about
     capture = request.config.pluginmanager.getplugin("capturemanager")
     if reporter is not None and capture is not None:
         with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\n{dist.name} {version} at {url}")
+            reporter.write_line(f"\n{about} at {url}")
     try:
         yield url
     finally:
@@ -74,9 +78,15 @@ def opensearch_url(request: pytest.FixtureRequest) -> Iterator[str]:
     yield from _running_engine(request, OPENSEARCH, "AUDITWIRE_OPENSEARCH_URL")
 
 
+@pytest.fixture(scope="session")
+def other_es_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of an Elasticsearch of the other major version than the installed client's."""
+    yield from _running_engine(request, OTHER_ELASTICSEARCH, "AUDITWIRE_OTHER_ES_URL")
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for name, version in _engine_info.items():
-        terminalreporter.write_line(f"integration tests ran against {name} {version}")
+    for about in _engine_info.values():
+        terminalreporter.write_line(f"integration tests ran against {about}")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -126,8 +136,12 @@ def es_store(es_url: str, es_prefix: str) -> Iterator[ElasticsearchStore]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that uses the engine is an integration test (``-m 'not integration'`` skips
-    them all on a machine without Java)."""
+    """Every test that uses an engine is an integration test (``-m 'not integration'`` skips
+    them all on a machine without Java); those of the session's Elasticsearch are also marked
+    ``elasticsearch``, the set ``make test`` runs a second time with the 8.x client."""
     for item in items:
-        if {"es_url", "opensearch_url"} & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if {"es_url", "opensearch_url", "other_es_url"} & fixtures:
             item.add_marker(pytest.mark.integration)
+        if "es_url" in fixtures:
+            item.add_marker(pytest.mark.elasticsearch)

@@ -38,11 +38,13 @@ def test_record_fills_category_and_message_from_the_catalog(log: AuditLog) -> No
     assert log.get(record.id) == record
 
 
-def test_unknown_actions_need_a_category_and_strict_refuses_them(tmp_path: Path) -> None:
+def test_unknown_actions_are_filed_by_their_prefix_and_strict_refuses_them(
+    tmp_path: Path,
+) -> None:
     lenient = AuditLog(f"sqlite:///{tmp_path}/a.db")
     assert lenient.record("invoice.voided", category="billing").category == "billing"
-    with pytest.raises(InvalidRecordError, match="category: is required"):
-        lenient.record("invoice.voided")
+    assert lenient.record("invoice.voided").category == "invoice"
+    assert lenient.record("made_up").category == "other"
     strict = AuditLog(f"sqlite:///{tmp_path}/b.db", strict=True)
     with pytest.raises(UnknownActionError):
         strict.record("invoice.voided", category="billing")
@@ -141,3 +143,41 @@ def test_default_store_comes_from_the_environment(
     assert isinstance(log.store, SQLiteStore)
     assert log.store.path == f"{tmp_path}/env.db"
     log.close()
+
+
+class _OrmUser:
+    """What an ORM model of users offers (an SQLAlchemy or Peewee class, say)."""
+
+    def __init__(self, user_id: int, email: str, username: str) -> None:
+        self.id, self.email, self.username = user_id, email, username
+
+
+class _OwnActor:
+    def auditwire_actor(self) -> dict[str, str]:
+        return {"type": "agent", "id": "key_ci"}
+
+
+@pytest.mark.parametrize(
+    ("actor", "expected"),
+    [
+        ("usr_1", Actor(type="user", id="usr_1")),
+        (42, Actor(type="user", id="42")),
+        (_OrmUser(7, "ann@acme.test", "ann"), Actor(id="7", email="ann@acme.test", name="ann")),
+        (_OwnActor(), Actor(type="agent", id="key_ci")),
+        ({"type": "system", "id": "cron"}, Actor(type="system", id="cron")),
+        (None, Actor.system()),
+    ],
+    ids=["id", "integer id", "orm object", "protocol", "mapping", "nobody"],
+)
+def test_whatever_names_the_actor_makes_a_record(
+    log: AuditLog, actor: object, expected: Actor
+) -> None:
+    assert log.record("login", actor=actor).actor == expected
+
+
+def test_a_user_object_s_unstorable_fields_are_left_out_not_cut(log: AuditLog) -> None:
+    user = _OrmUser(7, "x" * 400 + "@acme.test", "ann\x00")
+    assert log.record("login", actor=user).actor == Actor(id="7")
+    for nobody in (True, 1.5, object(), _OrmUser(None, "", "")):  # type: ignore[arg-type]
+        with pytest.raises(InvalidRecordError, match="names no user"):
+            log.record("login", actor=nobody)

@@ -47,10 +47,8 @@ __all__ = ["SYSTEM", "RecordBuilder", "RecordFields"]
 SYSTEM = Actor.system()
 
 
-def _actor(actor: Actor | Mapping[str, Any] | None) -> Actor:
-    if actor is None:
-        return SYSTEM
-    return actor if isinstance(actor, Actor) else Actor.from_api(actor)
+def _actor(actor: object) -> Actor:
+    return Actor.of(actor) or SYSTEM
 
 
 def _target(target: Target | Mapping[str, Any] | None) -> Target | None:
@@ -61,10 +59,12 @@ def _target(target: Target | Mapping[str, Any] | None) -> Target | None:
 
 class RecordFields(TypedDict, total=False):
     """The fields a caller gives a record besides its action (all optional): who acted on
-    what, with what outcome, and the request's details. ``category`` is needed only for an
-    action outside the catalog; ``message`` overrides the catalog's template."""
+    what, with what outcome, and the request's details. ``category`` files an action outside the
+    catalog (by default, :meth:`EventCatalog.default_category`); ``message`` overrides the
+    catalog's template."""
 
-    actor: Actor | Mapping[str, Any] | None
+    #: An :class:`Actor`, a mapping, an id, or a user object (:meth:`Actor.of`).
+    actor: object
     target: Target | Mapping[str, Any] | None
     outcome: Outcome
     metadata: Mapping[str, Any] | None
@@ -115,11 +115,10 @@ class RecordBuilder:
                 f"{category!r} contradicts the catalog, which files {action!r} under "
                 f"{event.category!r}",
             )
-        category = event.category if event is not None else category
-        if category is None:
-            raise InvalidRecordError(
-                "category", f"is required for {action!r}, which is not in the event catalog"
-            )
+        if event is not None:
+            category = event.category
+        elif category is None:
+            category = self.catalog.default_category(action)
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidRecordError(
                 "metadata", f"must be a mapping, not {type(metadata).__name__}"

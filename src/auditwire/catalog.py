@@ -87,6 +87,14 @@ class EventCatalog:
             raise UnknownActionError(action)
         return event
 
+    @staticmethod
+    def default_category(action: str) -> str:
+        """The category of an action outside a lenient catalog, given none: the part before
+        its first dot, as the billing product names its log types (``invoice.voided`` is an
+        ``invoice`` event), else ``other``. A record is never refused for lacking one."""
+        prefix, dot, _ = action.partition(".")
+        return prefix if dot and prefix else "other"
+
     @property
     def categories(self) -> list[str]:
         return sorted({e.category for e in self._events.values()})

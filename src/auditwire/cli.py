@@ -24,6 +24,7 @@ from auditwire.record import AuditRecord
 from auditwire.retention import RetentionPolicy, parse_age
 from auditwire.stores import open_store
 from auditwire.stores.base import Retaining, Store
+from auditwire.stores.connection import CLOUD_URL, Connection
 from auditwire.stores.index_template import DEFAULT_PREFIX, index_template
 
 __all__ = [
@@ -65,13 +66,14 @@ def _template(args: argparse.Namespace, out: TextIO) -> int:
 def _setup(args: argparse.Namespace, out: TextIO) -> int:
     from auditwire.stores.elasticsearch import ElasticsearchStore
 
-    url = args.es_url or os.environ.get(ES_URL_ENV)
+    connection = _connection(args)
+    url = args.es_url or os.environ.get(ES_URL_ENV) or (CLOUD_URL if connection.cloud_id else None)
     if not url:
-        print(f"give --es-url or set {ES_URL_ENV}", file=sys.stderr)
+        print(f"give --es-url or --es-cloud-id, or set {ES_URL_ENV}", file=sys.stderr)
         return 2
     from elasticsearch import ApiError, TransportError
 
-    store = ElasticsearchStore(url, prefix=args.prefix)
+    store = ElasticsearchStore(url, prefix=args.prefix, connection=connection)
     try:
         result = store.setup()
     except (ApiError, TransportError) as exc:
@@ -101,9 +103,20 @@ def _filters(pairs: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _readable_store(url: str | None) -> Store:
+def _connection(args: argparse.Namespace) -> Connection:
+    """The cluster's credentials from the command's options, else from the variables."""
+    return Connection.from_env(
+        api_key=args.es_api_key,
+        username=args.es_username,
+        password=args.es_password,
+        ca_certs=args.es_ca_certs,
+        cloud_id=args.es_cloud_id,
+    )
+
+
+def _readable_store(args: argparse.Namespace) -> Store:
     """The store a read-only command reads: an SQLite database is never created by one."""
-    store = open_store(url, readonly=True)
+    store = open_store(args.store, readonly=True, connection=_connection(args))
     if not isinstance(store, Store):
         raise StoreError(f"{store!r} is write-only; give a readable --store")
     return store
@@ -115,7 +128,7 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
         params.append(("per_page", str(args.per_page)))
     if args.page is not None:
         params.append(("page", str(args.page)))
-    store = _readable_store(args.store)
+    store = _readable_store(args)
     try:
         result = list_records(store, params, tenant=args.tenant)
     finally:
@@ -143,7 +156,7 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
 
 def _export(args: argparse.Namespace, out: TextIO) -> int:
     query = parse_list_request(_filters(args.filters), tenant=args.tenant).query
-    store = _readable_store(args.store)
+    store = _readable_store(args)
     try:
         with contextlib.ExitStack() as stack:
             target = (
@@ -166,7 +179,7 @@ def _retention(args: argparse.Namespace, out: TextIO) -> int:
             raise ValueError(f"--tenant {pair!r}: give it as TENANT=AGE (acme=30d)")
         tenants[name] = parse_age(age)
     policy = RetentionPolicy(parse_age(args.max_age), tenants)
-    store = open_store(args.store)
+    store = open_store(args.store, connection=_connection(args))
     try:
         if not isinstance(store, Retaining):
             raise StoreError(f"{store!r} has no retention operation")
@@ -184,6 +197,20 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="auditwire", description=__doc__.splitlines()[0])
     root.add_argument("--version", action="version", version=f"auditwire {VERSION}")
     commands = root.add_subparsers(dest="command", required=True)
+    cluster = argparse.ArgumentParser(add_help=False)
+    reach = cluster.add_argument_group(
+        "cluster access",
+        "each defaults to its AUDITWIRE_ES_* variable, the safer place for secrets (a command "
+        "line is visible to other users of the machine)",
+    )
+    reach.add_argument("--es-api-key", help="API key (default $AUDITWIRE_ES_API_KEY)")
+    reach.add_argument("--es-username", help="basic auth user (default $AUDITWIRE_ES_USERNAME)")
+    reach.add_argument("--es-password", help="its password (default $AUDITWIRE_ES_PASSWORD)")
+    reach.add_argument("--es-ca-certs", help="PEM CA bundle (default $AUDITWIRE_ES_CA_CERTS)")
+    reach.add_argument(
+        "--es-cloud-id",
+        help="Elastic Cloud ID, with the store URL elastic-cloud: (default $AUDITWIRE_ES_CLOUD_ID)",
+    )
 
     events = commands.add_parser("events", help="list the event catalog")
     events.add_argument("--json", action="store_true", help="machine-readable output")
@@ -194,7 +221,9 @@ def parser() -> argparse.ArgumentParser:
     template.add_argument("--prefix", default=DEFAULT_PREFIX, help="index name prefix")
     template.set_defaults(run=_template)
 
-    setup = commands.add_parser("setup", help="install the index template into Elasticsearch")
+    setup = commands.add_parser(
+        "setup", help="install the index template into Elasticsearch", parents=[cluster]
+    )
     setup.add_argument("--es-url", help=f"Elasticsearch URL (default ${ES_URL_ENV})")
     setup.add_argument("--prefix", default=DEFAULT_PREFIX, help="index name prefix")
     setup.set_defaults(run=_setup)
@@ -202,7 +231,9 @@ def parser() -> argparse.ArgumentParser:
     filters_help = (
         "filters as NAME=VALUE in either vocabulary (action=login_failed, from=2024-01-01)"
     )
-    query = commands.add_parser("query", help="list audit records matching filters")
+    query = commands.add_parser(
+        "query", help="list audit records matching filters", parents=[cluster]
+    )
     query.add_argument("filters", nargs="*", help=filters_help)
     query.add_argument("--store", help="store URL (default $AUDITWIRE_STORE or auditwire.db)")
     query.add_argument("--tenant", help="only this tenant's records")
@@ -211,7 +242,9 @@ def parser() -> argparse.ArgumentParser:
     query.add_argument("--page", type=int)
     query.set_defaults(run=_query)
 
-    export_cmd = commands.add_parser("export", help="export every record matching filters")
+    export_cmd = commands.add_parser(
+        "export", help="export every record matching filters", parents=[cluster]
+    )
     export_cmd.add_argument("filters", nargs="*", help=filters_help)
     export_cmd.add_argument("--store", help="store URL (default $AUDITWIRE_STORE or auditwire.db)")
     export_cmd.add_argument("--tenant", help="only this tenant's records")
@@ -219,7 +252,9 @@ def parser() -> argparse.ArgumentParser:
     export_cmd.add_argument("-o", "--output", default="-", help="file (default stdout)")
     export_cmd.set_defaults(run=_export)
 
-    retention = commands.add_parser("retention", help="remove records older than kept")
+    retention = commands.add_parser(
+        "retention", help="remove records older than kept", parents=[cluster]
+    )
     retention.add_argument("--store", help="store URL (default $AUDITWIRE_STORE or auditwire.db)")
     retention.add_argument("--max-age", required=True, help="keep this long: 365d, 12w, 36h")
     retention.add_argument(

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from auditwire.catalog import EventCatalog, EventDefinition
 
 __all__ = [
+    "ECS_VERSION",
     "EVENT_DATASET",
     "NAMESPACE",
     "SCHEMA_VERSION",
@@ -33,8 +34,13 @@ __all__ = [
     "to_ecs",
 ]
 
-#: Bumped when the document layout changes incompatibly.
-SCHEMA_VERSION = 1
+#: Bumped when the document layout or its mapping changes: a store whose cluster holds an
+#: older template installs this one, and adds the new fields to existing partitions, before
+#: its first send (a strict mapping would refuse the new fields).
+SCHEMA_VERSION = 2
+#: The ECS version the documents conform to (``ecs.version`` of each; the field set is checked
+#: against ECS's field list by the tests). Schema 2 added the field.
+ECS_VERSION = "9.0.0"
 NAMESPACE = "auditwire"
 EVENT_DATASET = "auditwire.audit"
 _ECS_OUTCOME = {"success": "success", "failure": "failure", "error": "failure"}
@@ -74,7 +80,10 @@ def to_ecs(record: AuditRecord, catalog: EventCatalog | None = None) -> dict[str
     device, trace, ip = record.device, record.trace, record.ip_address
     user_target = target if target is not None and target.type == "user" else None
 
-    doc: dict[str, Any] = {"@timestamp": format_timestamp(record.timestamp)}
+    doc: dict[str, Any] = {
+        "@timestamp": format_timestamp(record.timestamp),
+        "ecs": {"version": ECS_VERSION},
+    }
     if record.message is not None:
         doc["message"] = record.message
     ecs_event: dict[str, Any] = {

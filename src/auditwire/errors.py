@@ -30,6 +30,7 @@ __all__ = [
     "AccessDeniedError",
     "AuditwireError",
     "BulkWriteError",
+    "ClientVersionError",
     "InvalidQueryError",
     "InvalidRecordError",
     "MissingDependencyError",
@@ -118,6 +119,12 @@ class SendError(StoreError):
         super().__init__(message)
         self.status = status
         self.retryable = retryable
+
+
+class ClientVersionError(SendError):
+    """The cluster refuses the API version its client speaks (a 9.x ``elasticsearch`` client
+    against an 8.x cluster). Installing the client of the cluster's major version fixes it,
+    so the records wait in the spool meanwhile."""
 
 
 class TemplateRefusedError(StoreError):

@@ -61,6 +61,7 @@ __all__ = [
     "check_text",
     "flat_fields",
     "normalise_metadata",
+    "user_field",
 ]
 
 Outcome = Literal["success", "failure", "error"]
@@ -248,6 +249,27 @@ class _Part:
         )
 
 
+def user_field(value: object, limit: int) -> str | None:
+    """A user object's attribute as an actor's field: its text, or ``None`` when no record can
+    carry it (longer than ``limit``, a NUL) — dropped, not cut: a cut id or email would name
+    someone else."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    return None if "\x00" in text or len(text) > limit else text
+
+
+def _first(user: object, names: tuple[str, ...]) -> object:
+    """The first of ``user``'s attributes (methods called) that has a value."""
+    for name in names:
+        value = getattr(user, name, None)
+        if callable(value):
+            value = value()
+        if value is not None and value != "":
+            return value
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Actor(_Part):
     """Who performed the action."""
@@ -269,6 +291,47 @@ class Actor(_Part):
     @classmethod
     def system(cls, name: str = "system") -> Actor:
         return cls(type="system", id=name)
+
+    @classmethod
+    def of(cls, user: object) -> Actor | None:
+        """The actor ``user`` names, whatever the application holds: an :class:`Actor`; a
+        mapping in the record's shape; a string or integer (the id); an object with an
+        ``auditwire_actor()`` method returning any of these; an unauthenticated user object
+        (``is_authenticated`` false: Django's, flask-login's, Starlette's) as an anonymous
+        user; else any user object — an ORM model, a framework's user — read through its
+        ``get_id()``, ``pk`` or ``id`` for the id, ``email``, and ``get_username()``,
+        ``name``, ``username`` or ``display_name`` for the name. ``None`` names nobody.
+
+        Fields no record can carry (too long, a NUL) are left out, not cut: a cut id or email
+        would name someone else."""
+        if user is None or isinstance(user, Actor):
+            return user
+        if isinstance(user, Mapping):
+            return cls.from_api(user)
+        if isinstance(user, bool) or not isinstance(user, (str, int)):
+            own = getattr(user, "auditwire_actor", None)
+            if callable(own):
+                return cls.of(own())
+            if getattr(user, "is_authenticated", True) is False:
+                return cls()
+            actor = cls(
+                id=user_field(_first(user, ("get_id", "pk", "id")), MAX_TEXT),
+                email=user_field(getattr(user, "email", None), MAX_EMAIL),
+                name=user_field(
+                    _first(user, ("get_username", "name", "username", "display_name")), MAX_TEXT
+                ),
+            )
+            if actor == _NOBODY:  # an object that is no user, or whose fields no record holds
+                raise InvalidRecordError(
+                    "actor",
+                    f"a {type(user).__name__} names no user: give it an id, pk, email or name, "
+                    "or an auditwire_actor() method",
+                )
+            return actor
+        return cls(id=str(user))
+
+
+_NOBODY = Actor()
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,9 @@ def test_a_node_killed_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -
             done.set()
             writer.join()
         try:
-            health = client.cluster.health(wait_for_status="yellow", timeout="120s")
+            health = client.options(request_timeout=150).cluster.health(
+                wait_for_status="yellow", timeout="120s"
+            )
             assert health["status"] in ("yellow", "green") and health["number_of_nodes"] == 2
             assert log.flush(timeout=240), log.stats()
             stored = all_ids(store)

@@ -5,6 +5,7 @@ documents, and the writing process killed. The faults come from a loopback proxy
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -97,6 +98,26 @@ def test_records_are_spooled_then_delivered(direct: ElasticsearchStore, tmp_path
     assert log.get(records[0].id) == records[0]
     log.close()
     assert not list(tmp_path.rglob("*.seg"))  # delivered segments are gone
+
+
+def test_the_clients_request_lines_about_delivery_stay_out_of_an_info_log(
+    direct: ElasticsearchStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An application logging at INFO sees no line per bulk request of the delivery worker,
+    while its own calls through the client still log as ever."""
+    caplog.set_level(logging.INFO)
+    log = AuditLog(direct, spool=tmp_path)
+    try:
+        for n in range(3):
+            log.record("login", actor=Actor(id=f"u{n}"))
+            assert log.flush(timeout=30)
+        assert log.stats().delivered == 3
+    finally:
+        log.close()
+    direct.client.count(index=direct.read_pattern)  # the application's own call
+    lines = [r for r in caplog.records if r.name.startswith("elastic_transport")]
+    assert [r.threadName for r in lines if "_bulk" in r.getMessage()] == []
+    assert any("_count" in r.getMessage() and r.levelno == logging.INFO for r in lines)
 
 
 def test_ten_thousand_records_while_the_cluster_is_away_all_arrive_once(

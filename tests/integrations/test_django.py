@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import django
 import pytest
 
-from auditwire import Actor, AuditQuery, AuditRecord, SQLiteStore
+from auditwire import Actor, AuditLog, AuditQuery, AuditRecord, SQLiteStore
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.support.django_project.settings")
 django.setup()
@@ -95,3 +95,14 @@ async def _recorded(since: int) -> list[AuditRecord]:
 
     found: list[AuditRecord] = await sync_to_async(recorded)(since)
     return found
+
+
+def test_a_django_user_from_the_orm_is_an_actor_anywhere(ada: User, log: AuditLog) -> None:
+    """``log.record(actor=user)`` with the ORM's own objects, outside any request: the user is
+    read through Actor.of (pk, email, get_username()), the anonymous user is anonymous."""
+    from django.contrib.auth.models import AnonymousUser
+
+    blocked = log.record("user_blocked", actor=User.objects.get(username="ada"))
+    assert blocked.actor == Actor(type="user", id=str(ada.pk), email="ada@acme.test", name="ada")
+    anonymous = log.record("login_failed", actor=AnonymousUser(), outcome="failure")
+    assert anonymous.actor == Actor(type="user")

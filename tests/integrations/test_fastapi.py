@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 
 from auditwire import Actor, AuditLog, AuditQuery, SQLiteStore
 from auditwire.asgi import AuditMiddleware
+from auditwire.errors import InvalidRecordError
 from auditwire.integrations.fastapi import actor_of, audited
 from tests.records import written as records
 from tests.support.fastapi_app import User, create_app, get_current_user
@@ -74,6 +75,11 @@ class Account:
 )
 def test_what_names_an_actor(user: object, actor: Actor | None) -> None:
     assert actor_of(user) == actor
+
+
+def test_a_dependency_s_text_answer_is_not_taken_for_the_actor() -> None:
+    with pytest.raises(InvalidRecordError, match="may be a credential"):
+        actor_of("sk_live_0123456789")
 
 
 def test_under_uvicorn(tmp_path: Path) -> None:

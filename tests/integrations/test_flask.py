@@ -73,3 +73,13 @@ def test_under_gunicorn(tmp_path: Path) -> None:
     assert [(r.actor.id, r.actor.email) for r in blocked] == [("grace", "grace@acme.test")]
     assert blocked[0].request is not None
     assert blocked[0].request.route == "/users/<int:user_id>/block"
+
+
+def test_a_flask_login_user_is_an_actor_anywhere(log: AuditLog) -> None:
+    from flask_login import AnonymousUserMixin
+
+    from tests.support.flask_login_app import User
+
+    rotated = log.record("api_key.rotated", actor=User("grace"), target={"type": "api_key"})
+    assert rotated.actor == Actor(type="user", id="grace", email="grace@acme.test", name="Grace")
+    assert log.record("logout", actor=AnonymousUserMixin()).actor == Actor(type="user")

@@ -219,3 +219,39 @@ def test_a_forgotten_setup_is_done_before_the_first_delivery(
             client.indices.delete(index=",".join(names))
         client.options(ignore_status=404).indices.delete_index_template(name=store.prefix)
         client.close()
+
+
+def test_a_cluster_set_up_by_an_older_version_is_upgraded_before_the_first_send(
+    es_store: ElasticsearchStore, tmp_path: Path
+) -> None:
+    """A template of schema 1 (before ``ecs.version``) and a partition made under it: the
+    strict mapping would refuse every new document. The first send installs the current
+    template and adds the new fields to the partition; nothing is dead-lettered."""
+    from auditwire.ecs import ECS_VERSION
+
+    client, prefix = es_store.client, es_store.prefix
+    installed = client.indices.get_index_template(name=prefix)["index_templates"][0]
+    old = {  # as setup() made it for this cluster, without what the cluster added
+        k: v for k, v in installed["index_template"].items() if not k.endswith("_millis")
+    }
+    del old["template"]["mappings"]["properties"]["ecs"]
+    old["_meta"]["schema_version"] = 1
+    client.indices.put_index_template(name=prefix, **old)
+    client.indices.create(index=f"{prefix}-2024.01")
+    assert "ecs" not in _mapping(es_store)["properties"]
+
+    log = AuditLog(ElasticsearchStore(client, prefix=prefix, refresh="wait_for"), spool=tmp_path)
+    try:
+        record = log.record("login", actor=Actor(id="u1"), timestamp=T0)
+        assert log.flush(timeout=30)
+        assert log.stats().dead_lettered == 0
+    finally:
+        log.close()
+    assert client.get(index=f"{prefix}-2024.01", id=record.id)["_source"]["ecs"] == {
+        "version": ECS_VERSION
+    }
+    assert _mapping(es_store)["properties"]["ecs"] == {
+        "properties": {"version": {"type": "keyword", "ignore_above": 1024}}
+    }
+    installed = client.indices.get_index_template(name=prefix)["index_templates"][0]
+    assert installed["index_template"]["_meta"]["schema_version"] == 2

@@ -13,6 +13,8 @@ engine, prints its URL and stops it on Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib.metadata
 import json
 import os
 import pwd
@@ -30,8 +32,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: The pinned Elasticsearch of each major version. Elastic's clients speak their own major
+#: version, so the suite's Elasticsearch is the one of the installed client's major.
+ES_VERSIONS = {8: "8.19.9", 9: "9.2.8"}
+
+
+def client_version(package: str = "elasticsearch") -> str:
+    """The installed version of a client package, or ``"none"``."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def _client_major() -> int:
+    major = client_version().split(".")[0]
+    return int(major) if major.isdigit() and int(major) in ES_VERSIONS else max(ES_VERSIONS)
+
+
 #: The pinned engines. Elasticsearch 9.x and OpenSearch 3.x need Java 21 or newer.
-ES_VERSION = os.environ.get("AUDITWIRE_TEST_ES_VERSION", "9.2.8")
+ES_VERSION = os.environ.get("AUDITWIRE_TEST_ES_VERSION") or ES_VERSIONS[_client_major()]
 OPENSEARCH_VERSION = os.environ.get("AUDITWIRE_TEST_OPENSEARCH_VERSION", "3.3.2")
 
 
@@ -54,6 +74,10 @@ ELASTICSEARCH = Distribution(
     ES_VERSION,
     "ES",
     ("xpack.security.enabled=false",),
+)
+#: The Elasticsearch of the other major version than the client's (tests of a mismatch).
+OTHER_ELASTICSEARCH = dataclasses.replace(
+    ELASTICSEARCH, version=ES_VERSIONS[8 if _client_major() == 9 else 9]
 )
 OPENSEARCH = Distribution(
     "opensearch", "org.opensearch.distribution.integ-test-zip", OPENSEARCH_VERSION, "OPENSEARCH"

@@ -3,7 +3,8 @@
 It forwards bytes untouched, and on demand cuts the cluster away (every connection, open or
 new, is reset), holds traffic (connections are accepted and nothing is forwarded until
 released: a cluster that does not answer), or answers requests with ``429 Too Many Requests``
-for a while, as a busy cluster's coordinating node does.
+for a while, as a busy cluster's coordinating node does. With ``tap=True`` it keeps the bytes it
+forwards to the cluster (``forwarded``), for tests of what a client sends.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ _BUSY_BODY = (
 
 
 class FaultProxy:
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+    def __init__(self, upstream_host: str, upstream_port: int, *, tap: bool = False) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self._tap = tap
+        self.forwarded = bytearray()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -107,14 +110,17 @@ class FaultProxy:
             return
         self._track(upstream)
         threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
-        self._pipe(client, upstream)
+        self._pipe(client, upstream, keep=self._tap)
 
-    def _pipe(self, source: socket.socket, target: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, target: socket.socket, *, keep: bool = False) -> None:
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
+                if keep:
+                    with self._lock:
+                        self.forwarded += data
                 target.sendall(data)
         except OSError:
             pass

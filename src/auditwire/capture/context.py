@@ -61,6 +61,7 @@ class AuditContext:
         "actor",
         "category",
         "device_id",
+        "logged",
         "metadata",
         "outcome",
         "route",
@@ -81,10 +82,13 @@ class AuditContext:
         self.device_id: str | None = None
         self.route: str | None = None
         self.skipped = False
+        #: How many audit records log calls made during the request: such a request needs
+        #: no generic record of its own.
+        self.logged = 0
 
     def set_actor(
         self,
-        actor: Actor | Mapping[str, Any] | None = None,
+        actor: object = None,
         /,
         *,
         type: ActorType = "user",
@@ -92,13 +96,11 @@ class AuditContext:
         email: str | None = None,
         name: str | None = None,
     ) -> Actor:
-        """Who is acting: an :class:`Actor`, a mapping, or its fields as keywords."""
-        if actor is None:
-            actor = Actor(type=type, id=id, email=email, name=name)  # type: ignore[arg-type]
-        elif not isinstance(actor, Actor):
-            actor = Actor.from_api(actor)
-        self.actor = actor
-        return actor
+        """Who is acting: an :class:`Actor`, a mapping, an id, a user object
+        (:meth:`Actor.of`), or its fields as keywords."""
+        named = Actor.of(actor) or Actor(type=type, id=id, email=email, name=name)  # type: ignore[arg-type]
+        self.actor = named
+        return named
 
     def set_action(
         self,

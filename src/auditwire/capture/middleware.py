@@ -69,7 +69,9 @@ class Capture:
         is built."""
         try:
             facts.duration_ns = time.perf_counter_ns() - facts.start_ns
-            if facts.skipped:
+            if facts.skipped or (facts.action is None and facts.logged):
+                # A request whose handler logged audit events is recorded by them: a generic
+                # http.request record beside them would say the same thing twice.
                 return
             options = self.options
             if (

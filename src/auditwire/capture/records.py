@@ -36,7 +36,6 @@ __all__ = [
     "DENIED_ACTION",
     "MAX_HEADER_VALUE",
     "RecordMaker",
-    "actor_text",
     "scope_user",
 ]
 
@@ -71,16 +70,6 @@ def _text_or_none(value: object, limit: int) -> str | None:
         return None
     text = str(value)[:limit]
     return None if "\x00" in text else text
-
-
-def actor_text(value: object, limit: int) -> str | None:
-    """A user object's attribute as an actor's field: its text, or ``None`` when no record can
-    carry it (longer than ``limit``, a NUL) — dropped, not cut: a cut id or email would name
-    someone else. What the framework integrations read users through."""
-    if value is None or value == "":
-        return None
-    text = str(value)
-    return None if "\x00" in text or len(text) > limit else text
 
 
 def scope_user(source: Any) -> Actor | None:

@@ -24,6 +24,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from auditwire.delivery.client_logs import WORKER_NAME, quiet_client_logs
 from auditwire.delivery.plan import DeliveryPlan, DeliveryStats, Plan, PlanOptions, SendBatch, Wait
 from auditwire.delivery.spool import Spool
 from auditwire.errors import StoreError
@@ -83,7 +84,8 @@ class AsyncDelivery:
             return
         self._loop = asyncio.get_running_loop()
         self._wake, self._hurry, self._stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
-        self._task = self._loop.create_task(self._run(), name="auditwire-delivery")
+        quiet_client_logs()
+        self._task = self._loop.create_task(self._run(), name=WORKER_NAME)
 
     @property
     def running(self) -> bool:

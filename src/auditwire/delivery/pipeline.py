@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from auditwire._fork import renew_in_child
+from auditwire.delivery.client_logs import WORKER_NAME, quiet_client_logs
 from auditwire.delivery.plan import (
     Backoff,
     DeliveryPlan,
@@ -93,7 +94,8 @@ class Delivery:
         self._pid = os.getpid()
         # Adopted before the worker starts, so a flush right after start-up waits for them.
         self.plan.adopt_orphans()
-        self._thread = threading.Thread(target=self._run, name="auditwire-delivery", daemon=True)
+        quiet_client_logs()
+        self._thread = threading.Thread(target=self._run, name=WORKER_NAME, daemon=True)
         self._thread.start()
 
     def _after_fork(self) -> None:

@@ -412,7 +412,9 @@ class DeliveryPlan:
         if isinstance(answer, BaseException):
             self._note_outage(f"sending {count} record(s) failed: {answer}")
             status = answer.status if isinstance(answer, SendError) else None
-            return [ItemResult(status or 503, str(answer) or repr(answer))] * count
+            # Kept whatever the status: a request that failed as a whole (say, the template
+            # check answered 400) says nothing against any one record.
+            return [ItemResult(status or 503, str(answer) or repr(answer), retryable=True)] * count
         results = answer if isinstance(answer, Sequence) else ()
         if len(results) != count:
             message = f"the store answered {len(results)} results for {count} entries"

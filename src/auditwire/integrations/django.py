@@ -27,9 +27,9 @@ from auditwire.audit_log import AuditLog
 from auditwire.capture.context import bind, unbind
 from auditwire.capture.facts import RequestFacts, read_wsgi_headers
 from auditwire.capture.middleware import Capture
-from auditwire.capture.records import DENIED_ACTION, actor_text
+from auditwire.capture.records import DENIED_ACTION
 from auditwire.errors import InvalidRecordError, MissingDependencyError
-from auditwire.record import MAX_EMAIL, MAX_TEXT
+from auditwire.record import Actor
 
 __all__ = ["SETTING", "AuditMiddleware", "user_actor"]
 
@@ -39,18 +39,12 @@ logger = logging.getLogger("auditwire")
 SETTING = "AUDITWIRE"
 
 
-def user_actor(user: Any) -> dict[str, Any] | None:
-    """An authenticated Django user as an actor (``pk``, ``email``, ``get_username()``);
-    ``None`` for an anonymous one. Values no record can carry are left out."""
+def user_actor(user: Any) -> Actor | None:
+    """An authenticated Django user as an actor (``pk``, ``email``, ``get_username()``:
+    :meth:`Actor.of`); ``None`` for an anonymous one."""
     if user is None or not getattr(user, "is_authenticated", False):
         return None
-    get_username = getattr(user, "get_username", None)
-    return {
-        "type": "user",
-        "id": actor_text(getattr(user, "pk", None), MAX_TEXT),
-        "email": actor_text(getattr(user, "email", None), MAX_EMAIL),
-        "name": actor_text(get_username() if callable(get_username) else None, MAX_TEXT),
-    }
+    return Actor.of(user)
 
 
 class AuditMiddleware:

@@ -16,13 +16,12 @@ parameters, sub-dependencies and caching included), makes its answer the request
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from auditwire.capture.context import current
-from auditwire.capture.records import actor_text
 from auditwire.errors import InvalidRecordError, MissingDependencyError
-from auditwire.record import MAX_EMAIL, MAX_TEXT, Actor
+from auditwire.record import Actor
 
 __all__ = ["actor_of", "audited"]
 
@@ -30,23 +29,17 @@ logger = logging.getLogger("auditwire")
 
 
 def actor_of(user: object) -> Actor | None:
-    """The actor a dependency's answer names: an :class:`Actor`; a mapping in the record's
-    shape; an object with an ``auditwire_actor()`` method returning either; else any object's
-    ``id``, ``email`` and ``name`` (or ``username``) attributes. ``None`` names nobody (an
-    anonymous caller); fields no record can carry are left out."""
-    if user is None or isinstance(user, Actor):
-        return user
-    own = getattr(user, "auditwire_actor", None)
-    if callable(own):
-        return actor_of(own())
-    if isinstance(user, Mapping):
-        return Actor.from_api(user)
-    return Actor(
-        type="user",
-        id=actor_text(getattr(user, "id", None), MAX_TEXT),
-        email=actor_text(getattr(user, "email", None), MAX_EMAIL),
-        name=actor_text(getattr(user, "name", None) or getattr(user, "username", None), MAX_TEXT),
-    )
+    """The actor a dependency's answer names (:meth:`Actor.of`: an :class:`Actor`, a mapping
+    in the record's shape, an object with an ``auditwire_actor()`` method, or any user
+    object's ``id``, ``email`` and ``name``); ``None`` names nobody. A text answer is refused,
+    not taken as the id: an authentication dependency's string is often the credential."""
+    if isinstance(user, (str, bytes)):
+        raise InvalidRecordError(
+            "actor",
+            "a dependency's text answer is not taken as the actor (it may be a credential): "
+            "return a user object or a mapping",
+        )
+    return Actor.of(user)
 
 
 def audited(dependency: Callable[..., Any]) -> Callable[..., Any]:

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from auditwire.audit_log import AuditLog
 from auditwire.capture.context import current
-from auditwire.capture.records import actor_text
 from auditwire.errors import InvalidRecordError, MissingDependencyError
-from auditwire.record import MAX_EMAIL, MAX_TEXT
+from auditwire.record import Actor
 from auditwire.wsgi import AuditMiddleware, init_flask
 
 if TYPE_CHECKING:
@@ -39,10 +38,9 @@ logger = logging.getLogger("auditwire")
 EXTENSION_KEY = "auditwire"
 
 
-def login_user_actor() -> dict[str, Any] | None:
+def login_user_actor() -> Actor | None:
     """flask-login's ``current_user`` as an actor, when it is authenticated (else ``None``):
-    ``get_id()``, ``email``, and ``name`` or ``username``. Values no record can carry (too
-    long, a NUL) are left out rather than failing the record."""
+    ``get_id()``, ``email``, and ``name`` or ``username`` (:meth:`Actor.of`)."""
     try:
         from flask import current_app
         from flask_login import current_user
@@ -53,15 +51,7 @@ def login_user_actor() -> dict[str, Any] | None:
     user = current_user._get_current_object()  # the proxy's object, read once
     if user is None or not getattr(user, "is_authenticated", False):
         return None
-    get_id = getattr(user, "get_id", None)
-    return {
-        "type": "user",
-        "id": actor_text(get_id() if callable(get_id) else getattr(user, "id", None), MAX_TEXT),
-        "email": actor_text(getattr(user, "email", None), MAX_EMAIL),
-        "name": actor_text(
-            getattr(user, "name", None) or getattr(user, "username", None), MAX_TEXT
-        ),
-    }
+    return Actor.of(user)
 
 
 class Audit:

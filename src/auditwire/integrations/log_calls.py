@@ -61,7 +61,7 @@ def build_from_log(audit_log: AuditLog, action: str, fields: Mapping[str, Any]) 
     facts = context.request if context is not None else None
     actor = fields.get("actor") or (context.actor if context is not None else None)
     tenant = fields.get("tenant") or (context.tenant if context is not None else None)
-    return audit_log.build(
+    record = audit_log.build(
         action,
         actor=actor,
         target=fields.get("target"),
@@ -74,3 +74,6 @@ def build_from_log(audit_log: AuditLog, action: str, fields: Mapping[str, Any]) 
         request=facts.request_info() if facts is not None else None,
         trace=trace_info(facts.span_context) if facts is not None else None,
     )
+    if context is not None:
+        context.logged += 1
+    return record

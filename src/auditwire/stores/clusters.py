@@ -8,17 +8,21 @@ a single implementation for both.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from auditwire.errors import (
+    ClientVersionError,
     MissingDependencyError,
     SendError,
     TemplateRefusedError,
     UnsupportedError,
 )
 from auditwire.stores.base import AsyncSender, ItemResult
+from auditwire.stores.connection import CLOUD_URL, Connection
 
 __all__ = [
     "BULK_FILTER",
@@ -28,6 +32,7 @@ __all__ = [
     "OpenSearchApi",
     "async_elasticsearch_sender",
     "bulk_results",
+    "client_version_error",
     "elasticsearch_client",
     "elasticsearch_send_error",
     "opensearch_client",
@@ -47,7 +52,8 @@ class ClusterApi(Protocol):
     def send_bulk(self, payload: bytes, refresh: bool | str) -> list[ItemResult]: ...
     def bulk_delete(self, hits: Sequence[dict[str, Any]]) -> list[dict[str, Any]]: ...
     def put_template(self, name: str, body: dict[str, Any]) -> None: ...
-    def template_exists(self, name: str) -> bool: ...
+    def template_schema(self, name: str) -> int | None: ...
+    def put_mappings(self, pattern: str, mappings: dict[str, Any]) -> None: ...
     def index_names(self, pattern: str) -> list[str]: ...
     def delete_indices(self, names: Sequence[str]) -> None: ...
     def delete_by_query(self, index: str, query: dict[str, Any]) -> int: ...
@@ -58,10 +64,43 @@ class ClusterApi(Protocol):
     def close(self) -> None: ...
 
 
+def client_version_error(exc: Exception) -> ClientVersionError | None:
+    """The error to raise when ``exc`` is the cluster refusing the client's API version, else
+    ``None``. Elasticsearch's clients speak their own major version only (an 8.x cluster
+    answers a 9.x client's every call with a 400 ``media_type_header_exception``); the message
+    names the client to install."""
+    body = getattr(exc, "body", None)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or error.get("type") != "media_type_header_exception":
+        return None
+    cause = error.get("caused_by")
+    reason = str((cause if isinstance(cause, dict) else error).get("reason"))
+    wanted = re.search(r"either version (\d+)", reason)
+    remedy = (
+        f"install the client of the cluster's major version: "
+        f"pip install 'elasticsearch>={wanted[1]},<{int(wanted[1]) + 1}'"
+        if wanted
+        else "install the client of the cluster's major version"
+    )
+    return ClientVersionError(
+        f"Elasticsearch refuses the API version of the installed client, elasticsearch "
+        f"{importlib.metadata.version('elasticsearch')} ({reason}); {remedy}"
+    )
+
+
+def _raise_version_refusal(exc: Exception) -> None:
+    refused = client_version_error(exc)
+    if refused is not None:
+        raise refused from exc
+
+
 def elasticsearch_send_error(exc: Exception) -> SendError:
     """What an ``elasticsearch`` (sync or async) client raised, as the pipeline sees it."""
     from elasticsearch import ApiError
 
+    refused_version = client_version_error(exc)
+    if refused_version is not None:
+        return refused_version
     if isinstance(exc, ApiError):
         status = exc.meta.status
         return SendError(
@@ -106,6 +145,14 @@ def bulk_results(body: dict[str, Any]) -> list[ItemResult]:
     return results
 
 
+def _schema_of(answer: dict[str, Any]) -> int:
+    """The schema version an installed index template was made for (0: before there was
+    one)."""
+    (found,) = answer["index_templates"]
+    version = found["index_template"].get("_meta", {}).get("schema_version")
+    return version if isinstance(version, int) else 0
+
+
 def _answered_by_handler(status: int, answer: str) -> bool:
     """A probe of an API on a name that does not exist: a 404 from the API means the cluster
     has it; "no handler found" (or 405) means its module is missing."""
@@ -135,12 +182,25 @@ class ElasticsearchApi:
         self._sender = client.options(max_retries=0, retry_on_timeout=False)
 
     def search(self, index: str, body: dict[str, Any], **params: Any) -> dict[str, Any]:
-        answer: dict[str, Any] = self.client.search(index=index, **body, **_SCOPE, **params).body
-        return answer
+        from elasticsearch import BadRequestError
+
+        try:
+            answer = self.client.search(index=index, **body, **_SCOPE, **params)
+        except BadRequestError as exc:
+            _raise_version_refusal(exc)
+            raise
+        found: dict[str, Any] = answer.body
+        return found
 
     def count(self, index: str, query: dict[str, Any] | None) -> int:
+        from elasticsearch import BadRequestError
+
         extra = {} if query is None else {"query": query}
-        return int(self.client.count(index=index, **extra, **_SCOPE)["count"])
+        try:
+            return int(self.client.count(index=index, **extra, **_SCOPE)["count"])
+        except BadRequestError as exc:
+            _raise_version_refusal(exc)
+            raise
 
     def send_bulk(self, payload: bytes, refresh: bool | str) -> list[ItemResult]:
         from elasticsearch import ApiError, TransportError
@@ -160,21 +220,27 @@ class ElasticsearchApi:
         try:
             self.client.indices.put_index_template(name=name, **body)
         except BadRequestError as exc:
-            raise TemplateRefusedError(str(exc.body)) from exc
+            raise client_version_error(exc) or TemplateRefusedError(str(exc.body)) from exc
 
-    def template_exists(self, name: str) -> bool:
-        from elasticsearch import ApiError, TransportError
+    def template_schema(self, name: str) -> int | None:
+        from elasticsearch import ApiError, NotFoundError, TransportError
 
         try:
-            return bool(self.client.indices.exists_index_template(name=name))
+            answer = self.client.indices.get_index_template(name=name)
+        except NotFoundError:
+            return None
         except ApiError as exc:
-            raise SendError(
+            raise client_version_error(exc) or SendError(
                 f"Elasticsearch answered {exc.meta.status} when asked for the index template: "
                 f"{exc.message}",
                 status=exc.meta.status,
             ) from exc
         except TransportError as exc:
             raise SendError(f"Elasticsearch is unreachable: {exc.message}") from exc
+        return _schema_of(answer.body)
+
+    def put_mappings(self, pattern: str, mappings: dict[str, Any]) -> None:
+        self.client.indices.put_mapping(index=pattern, **mappings, **_SCOPE)
 
     def index_names(self, pattern: str) -> list[str]:
         answer = self.client.indices.get(
@@ -221,13 +287,32 @@ class ElasticsearchApi:
         self.client.close()
 
 
-def elasticsearch_client(client: Any) -> Any:
+def _given_client(client: Any, connection: Connection | None) -> bool:
+    if isinstance(client, str):
+        return False
+    if connection is not None:
+        raise ValueError("connection options apply to a URL: configure the client you pass")
+    return True
+
+
+def elasticsearch_client(client: Any, connection: Connection | None = None) -> Any:
+    """``client`` itself, or a client for the URL ``client`` (``elastic-cloud:`` for the
+    connection's Cloud ID) with ``connection``'s credentials."""
     try:
         import orjson  # noqa: F401  # the encoder of the delivery pipeline
         from elasticsearch import Elasticsearch
     except ImportError:
         raise MissingDependencyError("ElasticsearchStore", "elasticsearch") from None
-    return Elasticsearch(client) if isinstance(client, str) else client
+    if _given_client(client, connection):
+        return client
+    options = (connection or Connection()).elasticsearch_options()
+    if client == CLOUD_URL:
+        if "cloud_id" not in options:
+            raise ValueError(
+                f"the store URL {CLOUD_URL!r} needs a Cloud ID (AUDITWIRE_ES_CLOUD_ID)"
+            )
+        return Elasticsearch(**options)
+    return Elasticsearch(client, **options)
 
 
 class OpenSearchApi:
@@ -278,11 +363,13 @@ class OpenSearchApi:
         except RequestError as exc:
             raise TemplateRefusedError(str(exc.info)) from exc
 
-    def template_exists(self, name: str) -> bool:
-        from opensearchpy import TransportError
+    def template_schema(self, name: str) -> int | None:
+        from opensearchpy import NotFoundError, TransportError
 
         try:
-            return bool(self.client.indices.exists_index_template(name=name))
+            return _schema_of(self.client.indices.get_index_template(name=name))
+        except NotFoundError:
+            return None
         except TransportError as exc:
             status = exc.status_code if isinstance(exc.status_code, int) else None
             if status is None:
@@ -291,6 +378,9 @@ class OpenSearchApi:
                 f"OpenSearch answered {status} when asked for the index template: {exc.error}",
                 status=status,
             ) from exc
+
+    def put_mappings(self, pattern: str, mappings: dict[str, Any]) -> None:
+        self.client.indices.put_mapping(index=pattern, body=mappings, params=_query_params(_SCOPE))
 
     def index_names(self, pattern: str) -> list[str]:
         answer = self.client.indices.get(
@@ -343,14 +433,17 @@ class OpenSearchApi:
         self.client.close()
 
 
-def opensearch_client(client: Any) -> Any:
+def opensearch_client(client: Any, connection: Connection | None = None) -> Any:
     try:
         import orjson  # noqa: F401  # the encoder of the delivery pipeline
         from opensearchpy import OpenSearch
     except ImportError:
         raise MissingDependencyError("OpenSearchStore", "opensearch") from None
+    if _given_client(client, connection):
+        return client
+    options = (connection or Connection()).opensearch_options()
     # The pipeline retries what failed, with backoff: no retries inside the client.
-    return OpenSearch(client, max_retries=0) if isinstance(client, str) else client
+    return OpenSearch(client, max_retries=0, **options)
 
 
 def _query_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, cast
 from auditwire._ids import ID_PATTERN
 from auditwire._time import format_timestamp, utcnow
 from auditwire.catalog import EventCatalog
-from auditwire.ecs import from_ecs, to_ecs
+from auditwire.ecs import SCHEMA_VERSION, from_ecs, to_ecs
 from auditwire.errors import (
     BulkWriteError,
+    ClientVersionError,
     InvalidQueryError,
     RecordNotFoundError,
     SendError,
@@ -39,6 +40,7 @@ from auditwire.stores.clusters import (
     elasticsearch_client,
     opensearch_client,
 )
+from auditwire.stores.connection import Connection
 from auditwire.stores.index_template import (
     DEFAULT_PREFIX,
     TYPE_FALLBACKS,
@@ -95,13 +97,14 @@ class ElasticsearchStore:
         partitioning: Partitioning = "month",
         catalog: EventCatalog | None = None,
         refresh: bool | str = False,
+        connection: Connection | None = None,
     ) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_\-]*", prefix):
             raise ValueError(
                 f"prefix {prefix!r} is not a valid index name prefix (lowercase, digits, _ -)"
             )
         self._owns_client = isinstance(client, str)
-        self.client: Any = self._connect(client)
+        self.client: Any = self._connect(client, connection)
         self._api: ClusterApi = self._adapter(self.client)
         self.prefix = prefix
         self.partitioning: Partitioning = partitioning
@@ -112,8 +115,8 @@ class ElasticsearchStore:
         self.template_ready = False
 
     @staticmethod
-    def _connect(client: Any) -> Any:
-        return elasticsearch_client(client)
+    def _connect(client: Any, connection: Connection | None) -> Any:
+        return elasticsearch_client(client, connection)
 
     @staticmethod
     def _adapter(client: Any) -> ClusterApi:
@@ -123,7 +126,7 @@ class ElasticsearchStore:
         return f"{type(self).__name__}(prefix={self.prefix!r})"
 
     def setup(self, *, replicas: str | int = "0-1") -> SetupResult:
-        """Install (or update) the index template.
+        """Install (or update) the index template, and add its fields to existing partitions.
 
         Field types that the cluster does not have (a minimal distribution lacks the modules of
         ``match_only_text`` and ``wildcard``) are detected from its answer and replaced by their
@@ -157,6 +160,9 @@ class ElasticsearchStore:
                     raise
                 unsupported |= missing
                 continue
+            if self._api.index_names(self.read_pattern):
+                # Partitions made under an older template get the fields added since.
+                self._api.put_mappings(self.read_pattern, body["template"]["mappings"])
             self.template_ready = True
             return SetupResult(
                 template=self.prefix,
@@ -235,17 +241,24 @@ class ElasticsearchStore:
 
     def ensure_template(self) -> None:
         """Install the index template unless it is in place, once per store: a record indexed
-        without it would get guessed mappings, on which later reads fail. A cluster that cannot
-        be asked, or that refuses the template, fails the send (retried; the records wait in
-        the spool) with the reason — and, for a refusal, the command that installs it."""
+        without it would get guessed mappings, on which later reads fail. A template of an
+        older schema is replaced, and the existing partitions get the fields added since
+        (:meth:`setup`): under the strict mapping, a document with a new field would be
+        refused. A cluster that cannot be asked, or that refuses the template, fails the send
+        (retried; the records wait in the spool) with the reason — and, for a refusal, the
+        command that installs it."""
         if self.template_ready:
             return
-        if not self._api.template_exists(self.prefix):  # a SendError when it cannot be asked
+        installed = self._api.template_schema(self.prefix)  # a SendError when it cannot be asked
+        if installed is None or installed < SCHEMA_VERSION:
             try:
                 self.setup()
+            except ClientVersionError:
+                raise  # its message names the remedy
             except Exception as exc:
                 raise SendError(
-                    f"the index template {self.prefix!r} is not in place and could not be "
+                    f"the index template {self.prefix!r} is not in place (or is older than "
+                    f"this auditwire's) and could not be "
                     f"installed ({exc}); the records wait in the spool (install it with: "
                     "auditwire setup)"
                 ) from exc
@@ -408,8 +421,8 @@ class OpenSearchStore(ElasticsearchStore):
         super().__init__(cast(Any, client), **options)
 
     @staticmethod
-    def _connect(client: Any) -> Any:
-        return opensearch_client(client)
+    def _connect(client: Any, connection: Connection | None) -> Any:
+        return opensearch_client(client, connection)
 
     @staticmethod
     def _adapter(client: Any) -> ClusterApi:

@@ -68,6 +68,7 @@ def mappings() -> dict[str, Any]:
         "_meta": {"auditwire_schema_version": SCHEMA_VERSION},
         "properties": {
             "@timestamp": {"type": "date"},
+            "ecs": {"properties": _keywords("version")},
             "message": {"type": "match_only_text"},
             "event": {
                 "properties": {
