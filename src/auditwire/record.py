@@ -308,30 +308,27 @@ class Actor(_Part):
             return user
         if isinstance(user, Mapping):
             return cls.from_api(user)
-        if isinstance(user, bool) or not isinstance(user, (str, int)):
-            own = getattr(user, "auditwire_actor", None)
-            if callable(own):
-                return cls.of(own())
-            if getattr(user, "is_authenticated", True) is False:
-                return cls()
-            actor = cls(
-                id=user_field(_first(user, ("get_id", "pk", "id")), MAX_TEXT),
-                email=user_field(getattr(user, "email", None), MAX_EMAIL),
-                name=user_field(
-                    _first(user, ("get_username", "name", "username", "display_name")), MAX_TEXT
-                ),
+        if isinstance(user, (str, int)) and not isinstance(user, bool):
+            return cls(id=str(user))
+        own = getattr(user, "auditwire_actor", None)
+        if callable(own):
+            return cls.of(own())
+        if getattr(user, "is_authenticated", True) is False:
+            return cls()
+        actor = cls(
+            id=user_field(_first(user, ("get_id", "pk", "id")), MAX_TEXT),
+            email=user_field(getattr(user, "email", None), MAX_EMAIL),
+            name=user_field(
+                _first(user, ("get_username", "name", "username", "display_name")), MAX_TEXT
+            ),
+        )
+        if actor == cls():  # an object that is no user, or whose fields no record holds
+            raise InvalidRecordError(
+                "actor",
+                f"a {type(user).__name__} names no user: give it an id, pk, email or name, "
+                "or an auditwire_actor() method",
             )
-            if actor == _NOBODY:  # an object that is no user, or whose fields no record holds
-                raise InvalidRecordError(
-                    "actor",
-                    f"a {type(user).__name__} names no user: give it an id, pk, email or name, "
-                    "or an auditwire_actor() method",
-                )
-            return actor
-        return cls(id=str(user))
-
-
-_NOBODY = Actor()
+        return actor
 
 
 @dataclass(frozen=True, slots=True)

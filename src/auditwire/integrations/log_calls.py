@@ -45,7 +45,8 @@ FRAMEWORK_KEYS = frozenset(
 
 
 def build_from_log(audit_log: AuditLog, action: str, fields: Mapping[str, Any]) -> AuditRecord:
-    """A validated record for a log call; see the module docstring."""
+    """A validated record for a log call; see the module docstring. Inside a request, the
+    request's context counts it (a request its log calls record needs no record of its own)."""
     if not isinstance(action, str) or not action:
         raise InvalidRecordError("action", "an audit log call needs the action as its event")
     explicit = fields.get("metadata")

@@ -257,10 +257,9 @@ class ElasticsearchStore:
                 raise  # its message names the remedy
             except Exception as exc:
                 raise SendError(
-                    f"the index template {self.prefix!r} is not in place (or is older than "
-                    f"this auditwire's) and could not be "
-                    f"installed ({exc}); the records wait in the spool (install it with: "
-                    "auditwire setup)"
+                    f"the index template {self.prefix!r} is missing or older than this "
+                    f"auditwire's and could not be installed ({exc}); the records wait in the "
+                    "spool (install it with: auditwire setup)"
                 ) from exc
         self.template_ready = True
 
