@@ -40,7 +40,7 @@ from auditwire.errors import (
 from auditwire.listing.export import FORMATS, export, parse_export_request
 from auditwire.listing.openapi import openapi_document
 from auditwire.listing.params import filters_summary, list_records, parse_list_request
-from auditwire.record import MAX_TEXT, check_text
+from auditwire.record import MAX_TEXT, Actor, check_text
 from auditwire.stores.base import Store
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "READ_SCOPES",
     "TENANT_SCOPE_PREFIX",
+    "CallerOf",
     "Permission",
     "TenantOf",
     "audit_log_routes",
@@ -65,6 +66,8 @@ logger = logging.getLogger("auditwire")
 
 Permission = Callable[["Request"], bool]
 TenantOf = Callable[["Request"], "str | None"]
+#: The caller of a request, as any user object (see :meth:`~auditwire.record.Actor.of`).
+CallerOf = Callable[["Request"], object]
 READ_SCOPES = frozenset({"admin", "security_logs"})
 #: An auth scope ``tenant:<id>`` names the caller's tenant.
 TENANT_SCOPE_PREFIX = "tenant:"
@@ -134,14 +137,21 @@ def audit_log_routes(
     all_tenants_scope: str | None = None,
     tenant_param: str = "tenant",
     mounted_at: str = "/t/{tenant}/api/v1/admin",
+    caller_of: CallerOf | None = None,
 ) -> list[Route]:
     """The routes; mount them under a prefix (with ``{tenant}`` for per-tenant URLs).
 
     ``permission`` decides who may read audit logs at all; ``tenant_of`` tells the caller's
     tenant, which must be the URL's; holders of the auth scope ``all_tenants_scope`` (none by
-    default) read any tenant. Without ``{tenant}`` in the mount, the caller's tenant (when it
-    can be told) or the log's own tenant bounds the queries; such a mount with neither reads
-    every record, which suits a single-tenant application only. ``mounted_at`` is the prefix as
+    default) read any tenant. ``caller_of`` names the caller in the records of reads — any
+    user object :meth:`~auditwire.record.Actor.of` reads, for applications whose
+    authentication is not Starlette's (a FastAPI dependency, a session); by default the
+    authenticated ``scope["user"]``. It is called on the event loop: read what the request
+    already carries (a verified token's claims), not a database.
+
+    Without ``{tenant}`` in the mount, the caller's tenant (when it can be told) or the log's
+    own tenant bounds the queries; such a mount with neither reads every record, which suits a
+    single-tenant application only. ``mounted_at`` is the prefix as
     the OpenAPI description (``openapi.json``) states it."""
     try:
         from starlette.concurrency import run_in_threadpool
@@ -186,16 +196,29 @@ def audit_log_routes(
             raise AccessDeniedError("a caller reads only its own tenant's audit logs")
         return url_tenant
 
+    def reader(request: Request) -> Actor:
+        """Who reads: ``caller_of``'s answer, else Starlette's authenticated user. A hook
+        that fails, or names no user, leaves the read recorded as anonymous, never refused."""
+        if caller_of is None:
+            return scope_user(request.scope) or ANONYMOUS
+        try:
+            return Actor.of(caller_of(request)) or ANONYMOUS
+        except Exception:
+            logger.exception("auditwire: caller_of raised or named no user; the read is anonymous")
+            return ANONYMOUS
+
     def audited(
         request: Request, tenant: str | None, action: str, metadata: dict[str, Any]
     ) -> None:
         """Record the read. The metadata is bounded (a summary of the filters); should it
         still be refused, the read is recorded without it, saying so — never fails it."""
 
+        caller = reader(request)
+
         def build(details: dict[str, Any]) -> AuditRecord:
             return audit_log.build(
                 action,
-                actor=scope_user(request.scope) or ANONYMOUS,
+                actor=caller,
                 tenant=tenant,
                 metadata=details,
                 # Servers may give a non-IP peer (a unix socket path, a test client's name).

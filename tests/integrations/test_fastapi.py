@@ -98,3 +98,47 @@ def test_under_uvicorn(tmp_path: Path) -> None:
     assert [(r.actor.id, r.request.route if r.request else None) for r in found] == [
         ("linus", "/api-keys/{key}/rotate")
     ]
+
+
+async def test_the_reader_of_the_audit_log_api_is_the_apps_own_user(log: AuditLog) -> None:
+    """The API routes are Starlette's, mounted in the FastAPI app: no dependency runs for them.
+    ``caller_of`` names the reader from what the request carries, as the app's own
+    authentication would; without it the read is anonymous."""
+    from starlette.requests import Request
+    from starlette.routing import Mount
+
+    from auditwire.web import audit_log_routes
+
+    def caller(request: Request) -> User | None:
+        key = request.headers.get("x-api-key", "")
+        if key == "key-broken":
+            raise RuntimeError("the token store is down")
+        return get_current_user(key) if key.startswith("key-") else None
+
+    app = FastAPI()
+    app.router.routes.append(
+        Mount(
+            "/admin",
+            routes=audit_log_routes(
+                log,
+                permission=lambda request: "x-api-key" in request.headers,
+                tenant_of=lambda request: None,
+                caller_of=caller,
+                mounted_at="/admin",
+            ),
+        )
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://app"
+    ) as client:
+        answer = await client.get("/admin/audit-logs", headers={"x-api-key": "key-grace"})
+        assert answer.status_code == 200
+        # A hook that fails never fails the read: it is recorded, as anonymous.
+        answer = await client.get("/admin/audit-logs", headers={"x-api-key": "key-broken"})
+        assert answer.status_code == 200
+    reads = records(log)
+    assert [r.action for r in reads] == ["audit_log.read"] * 2
+    assert {r.actor for r in reads} == {
+        Actor(type="user", id="grace", email="grace@acme.test"),
+        Actor(type="user", name="anonymous"),
+    }
