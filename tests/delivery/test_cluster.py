@@ -48,6 +48,12 @@ def test_a_node_killed_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -
         writer.start()
         try:
             time.sleep(3)  # records flowing to all three
+            # A copy to fail over to: the month's index made by the first send must have its
+            # replica started (on a loaded machine that can take longer than the 3 s above;
+            # killing the only copy would take the records it acknowledged down with it).
+            client.options(request_timeout=90).cluster.health(
+                wait_for_status="green", timeout="60s"
+            )
             master = str(client.nodes.info(node_id="_master")["nodes"].popitem()[1]["name"])
             # A data node other than the elected master: its shards fail over to their copies.
             victim = next(e for n, e in enumerate(engines) if f"node-{n}" != master)
