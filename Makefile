@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 ES8_VENV  := .venv-es8
 ES8_STAMP := $(ES8_VENV)/.installed-stamp
 
-.PHONY: demo test test-es8 lint typecheck unit engine bench clean
+.PHONY: demo test test-es8 lint typecheck docs unit engine bench clean
 
 $(STAMP): pyproject.toml LICENSE
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,11 @@ $(ES8_STAMP): pyproject.toml LICENSE
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-## make test: lint (style and the import contracts), type-check, the whole suite against the
+## make test: lint (style and the import contracts), type-check, build the documentation site
+## strictly, the whole suite (every example of the README and the site included) against the
 ## real Elasticsearch 9 and OpenSearch it starts, then the Elasticsearch tests again with the
 ## 8.x client against Elasticsearch 8
-test: lint typecheck
+test: lint typecheck docs
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-es8
 
@@ -45,6 +46,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## make docs: build the documentation site (docs/, mkdocs.yml) into build/site, warnings as errors
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 ## make unit: the tests that need no Elasticsearch
 unit: $(STAMP)

@@ -106,5 +106,6 @@ def test_the_readme_the_cli_and_auditlog_share_one_default_database(
     log.close()
     assert main(["query", "--format", "json"]) == 0
     assert [r["action"] for r in json.loads(capsys.readouterr().out)["data"]] == ["login"]
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert "sqlite:///audit.db" not in readme
+    root = Path(__file__).resolve().parents[1]
+    for page in [root / "README.md", *(root / "docs").rglob("*.md")]:
+        assert "sqlite:///audit.db" not in page.read_text(), page

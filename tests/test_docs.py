@@ -1,4 +1,5 @@
-"""The README's examples and the demo run as written."""
+"""The examples of the README and of the documentation site run as written, the site builds
+with warnings as errors, and the demo runs."""
 
 from __future__ import annotations
 
@@ -11,25 +12,42 @@ import pytest
 from elasticsearch import Elasticsearch
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
-ES_BLOCKS = [b for b in BLOCKS if "localhost:9200" in b]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+#: Every Python example: (the page it is on, its first line's number, its code).
+BLOCKS = [
+    (page.relative_to(ROOT).as_posix(), text.count("\n", 0, match.start()) + 2, match[1])
+    for page in PAGES
+    for text in [page.read_text(encoding="utf-8")]
+    for match in re.finditer(r"```python\n(.*?)```", text, flags=re.S)
+]
+ES_BLOCKS = [b for b in BLOCKS if "localhost:9200" in b[2]]
 LOCAL_BLOCKS = [b for b in BLOCKS if b not in ES_BLOCKS]
+Block = tuple[str, int, str]
 
 
-@pytest.mark.parametrize("block", LOCAL_BLOCKS, ids=lambda b: b.splitlines()[0][:40])
-def test_readme_examples_run(block: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _name(block: Block) -> str:
+    return f"{block[0]}:{block[1]}"
+
+
+def _run(block: Block, code: str) -> None:
+    """Runs the example with its page and line in tracebacks."""
+    page, line, _ = block
+    exec(compile("\n" * (line - 1) + code, page, "exec"), {"__name__": "__main__"})
+
+
+@pytest.mark.parametrize("block", LOCAL_BLOCKS, ids=_name)
+def test_examples_run(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    exec(compile(block, "README.md", "exec"), {"__name__": "__main__"})
+    _run(block, block[2])
 
 
-@pytest.mark.parametrize("block", ES_BLOCKS, ids=lambda b: b.splitlines()[0][:40])
-def test_readme_elasticsearch_examples_run(
-    block: str, es_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("block", ES_BLOCKS, ids=_name)
+def test_elasticsearch_examples_run(
+    block: Block, es_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     try:
-        exec(compile(block.replace("http://localhost:9200", es_url), "README.md", "exec"), {})
+        _run(block, block[2].replace("http://localhost:9200", es_url))
     finally:
         with Elasticsearch(es_url) as client:
             names = list(client.indices.get(index="auditwire-events-*", allow_no_indices=True).body)
@@ -38,7 +56,16 @@ def test_readme_elasticsearch_examples_run(
             client.options(ignore_status=404).indices.delete_index_template(name="auditwire-events")
 
 
-def test_readme_has_examples_of_both_kinds() -> None:
+def test_the_readme_links_to_pages_that_exist() -> None:
+    """The site checks its own links when it builds; the front page is outside it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#:]+)\)", readme)
+    assert "docs/capture.md" in targets
+    assert [t for t in targets if not (ROOT / t).exists()] == []
+
+
+def test_examples_are_found_on_the_pages() -> None:
+    assert {page for page, _, _ in BLOCKS} >= {"README.md", "docs/index.md", "docs/query.md"}
     assert LOCAL_BLOCKS
     assert ES_BLOCKS
 
