@@ -208,6 +208,28 @@ async def test_the_tenant_hook_replaces_the_default(log: AuditLog) -> None:
         assert (await c.get(globex("/audit-logs"), headers={"x-org": "acme"})).status_code == 403
 
 
+@pytest.mark.parametrize("failing", ["permission", "tenant_of"])
+async def test_a_hook_that_raises_refuses_the_read(
+    log: AuditLog, failing: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An application hook that fails (its session store is down, a user without the
+    attribute it reads) refuses: a 403 and the exception in the log, never a 500, and never
+    a read nobody vouched for."""
+
+    def broken(request: Request) -> Any:
+        raise KeyError("the session store is down")
+
+    app = api(log, **{failing: broken})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://t",
+        headers={"x-role": "admin", "x-tenant": "acme"},
+    ) as c:
+        response = await c.get(acme("/audit-logs"))
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "forbidden")
+    assert "the session store is down" in caplog.text
+
+
 @pytest.mark.parametrize("tenant", ["a%00b", "t" * 300])
 async def test_a_tenant_no_record_could_carry_is_a_400(
     client: httpx.AsyncClient, tenant: str
@@ -270,6 +292,42 @@ async def test_reading_and_exporting_are_audited(client: httpx.AsyncClient, log:
     )
     assert sorted(r.action for r in reads) == ["audit_log.read", "export.created"]
     assert {r.actor.name for r in reads} == {"admin-user"}
+
+
+async def test_a_read_in_an_audited_app_is_one_record_with_the_requests_details(
+    log: AuditLog,
+) -> None:
+    """Under the audit middleware a read is recorded once, as ``audit_log.read`` with the
+    request's client IP (through the trusted proxy), user agent and request id — not once more
+    as a generic ``http.request`` beside it."""
+    from auditwire.asgi import AuditMiddleware
+
+    log.record("login", tenant="acme")
+    app = AuditMiddleware(api(log), log, trusted_proxies=["198.51.100.0/24"])
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.1", 1))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await client.get(
+            acme("/audit-logs"),
+            headers={
+                "x-role": "admin",
+                "x-tenant": "acme",
+                "user-agent": "curl/8.5",
+                "x-forwarded-for": "203.0.113.7",
+                "x-request-id": "req-1",
+            },
+        )
+    assert answer.status_code == 200
+    assert log.flush(10)
+    assert isinstance(log.store, SQLiteStore)
+    later = log.store.search(AuditQuery(limit=10))[:-1]  # all but the seeded login
+    assert [r.action for r in later] == ["audit_log.read"]
+    (read,) = later
+    assert (read.actor.name, read.ip_address, read.user_agent) == (
+        "admin-user",
+        "203.0.113.7",
+        "curl/8.5",
+    )
+    assert read.request is not None and read.request.id == "req-1"
 
 
 async def test_security_logs_view_in_the_billing_products_shape(client: httpx.AsyncClient) -> None:

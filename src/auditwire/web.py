@@ -20,27 +20,24 @@ cannot be told is refused, never shown every tenant; reading every tenant is for
 ``all_tenants_scope`` only, which nobody holds unless the application names it. Everyone else
 gets 403. The tenant then bounds every query, whatever the filters say. Reading and exporting
 are audited (``audit_log.read``, ``export.created``).
+
+The rules and answers are :class:`~auditwire.listing.api.AuditLogAPI`'s, shared with the Flask
+blueprint and the Django views; this module adds Starlette's routes, its defaults for the hooks,
+and :func:`read_recorder`, which records a read the same way in every framework.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from auditwire.capture.client_ip import canonical
+from auditwire.capture.context import current
 from auditwire.capture.records import ANONYMOUS, scope_user
-from auditwire.errors import (
-    AccessDeniedError,
-    InvalidQueryError,
-    InvalidRecordError,
-    MissingDependencyError,
-    RecordNotFoundError,
-)
-from auditwire.listing.export import FORMATS, export, parse_export_request
-from auditwire.listing.openapi import openapi_document
-from auditwire.listing.params import filters_summary, list_records, parse_list_request
-from auditwire.record import MAX_TEXT, Actor, check_text
+from auditwire.errors import InvalidRecordError, MissingDependencyError
+from auditwire.listing.api import Answer, AuditLogAPI, Caller, Operation, Recorder
+from auditwire.record import Actor
 from auditwire.stores.base import Store
 
 if TYPE_CHECKING:
@@ -57,9 +54,12 @@ __all__ = [
     "CallerOf",
     "Permission",
     "TenantOf",
+    "audit_log_api",
     "audit_log_routes",
     "caller_tenant",
     "default_permission",
+    "read_recorder",
+    "user_tenant",
 ]
 
 logger = logging.getLogger("auditwire")
@@ -71,6 +71,8 @@ CallerOf = Callable[["Request"], object]
 READ_SCOPES = frozenset({"admin", "security_logs"})
 #: An auth scope ``tenant:<id>`` names the caller's tenant.
 TENANT_SCOPE_PREFIX = "tenant:"
+#: What :meth:`Actor.of` makes of an unauthenticated user.
+_UNNAMED = Actor()
 
 
 def default_permission(request: Request) -> bool:
@@ -80,15 +82,21 @@ def default_permission(request: Request) -> bool:
     return bool(scopes & READ_SCOPES)
 
 
+def user_tenant(user: object) -> str | None:
+    """An authenticated user's ``tenant`` attribute, when it is text (else ``None``)."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    tenant = getattr(user, "tenant", None)
+    return tenant if isinstance(tenant, str) and tenant else None
+
+
 def caller_tenant(request: Request) -> str | None:
     """The tenant the authenticated caller belongs to: the user's ``tenant`` attribute, else
     the one ``tenant:<id>`` among its auth scopes; ``None`` when that cannot be told (no user,
     no claim, or claims to several tenants)."""
-    user = request.scope.get("user")
-    if user is not None and getattr(user, "is_authenticated", False):
-        tenant = getattr(user, "tenant", None)
-        if isinstance(tenant, str) and tenant:
-            return tenant
+    tenant = user_tenant(request.scope.get("user"))
+    if tenant is not None:
+        return tenant
     auth = request.scope.get("auth")
     claimed = {
         scope[len(TENANT_SCOPE_PREFIX) :]
@@ -98,35 +106,52 @@ def caller_tenant(request: Request) -> str | None:
     return claimed.pop() if len(claimed) == 1 and "" not in claimed else None
 
 
-def _valid_tenant(tenant: str) -> str:
-    """The URL's tenant, refused (400) when no record could carry it."""
-    try:
-        check_text("tenant", tenant, MAX_TEXT, required=True)
-    except InvalidRecordError as exc:
-        raise InvalidQueryError("tenant", exc.problem) from None
-    return tenant
+def audit_log_api(audit_log: AuditLog, mounted_at: str) -> AuditLogAPI:
+    """The framework-neutral API over ``audit_log``'s store, refused for a write-only one."""
+    store = audit_log.store
+    if not isinstance(store, Store):
+        raise TypeError(f"{store!r} is write-only; the audit-log API needs a readable store")
+    return AuditLogAPI(store, bound_tenant=audit_log.tenant, mounted_at=mounted_at)
 
 
-def _security_log(record: AuditRecord) -> dict[str, Any]:
-    """A record in the billing product's Security logs shape."""
-    return {
-        "log_id": record.id,
-        "user_email": record.actor.email,
-        "log_type": record.category,
-        "log_event": record.action,
-        "logged_at": record.to_api()["timestamp"],
-        "resources": record.metadata,
-        "message": record.message,
-        "device_info": (
-            {
-                "ip_address": record.ip_address,
-                "user_agent": record.user_agent,
-                **(record.device.to_api() if record.device else {}),
-            }
-            if record.ip_address or record.user_agent or record.device
-            else None
-        ),
-    }
+def read_recorder(audit_log: AuditLog, reader: Callable[[], object], peer: str | None) -> Recorder:
+    """Records the reads of one API request. ``reader`` names the caller as any user object
+    (:meth:`Actor.of`); one that fails, or names no user, leaves the read recorded as the
+    request's actor or anonymous — never refused. Inside an audited request the record takes
+    its client IP, user agent and request ids, and stands for the request (no generic record
+    beside it); elsewhere the IP is the ``peer``'s. The metadata is bounded (a summary of the
+    filters); should it still be refused, the read is recorded without it, saying so."""
+
+    def record(action: str, tenant: str | None, metadata: dict[str, Any]) -> None:
+        context = current()
+        facts = context.request if context is not None else None
+        try:
+            caller = Actor.of(reader())
+        except Exception:
+            logger.exception("auditwire: the reader hook raised or named no user")
+            caller = None
+        if caller in (None, _UNNAMED, ANONYMOUS):
+            caller = (context.actor if context is not None else None) or ANONYMOUS
+        # Servers may give a non-IP peer (a unix socket path, a test client's name).
+        where = (
+            facts.record_fields()
+            if facts is not None
+            else {"ip_address": canonical(peer) if peer else None}
+        )
+
+        def build(details: dict[str, Any]) -> AuditRecord:
+            return audit_log.build(action, actor=caller, tenant=tenant, metadata=details, **where)
+
+        try:
+            built = build(metadata)
+        except InvalidRecordError as exc:
+            logger.error("auditwire: the record of a read kept no details: %s", exc)
+            built = build({"auditwire": {"dropped": exc.field}})
+        audit_log.submit(built)
+        if context is not None:
+            context.logged += 1
+
+    return record
 
 
 def audit_log_routes(
@@ -146,8 +171,8 @@ def audit_log_routes(
     default) read any tenant. ``caller_of`` names the caller in the records of reads — any
     user object :meth:`~auditwire.record.Actor.of` reads, for applications whose
     authentication is not Starlette's (a FastAPI dependency, a session); by default the
-    authenticated ``scope["user"]``. It is called on the event loop: read what the request
-    already carries (a verified token's claims), not a database.
+    authenticated ``scope["user"]``. It is called in a worker thread with the request: read
+    what the request already carries (a verified token's claims).
 
     Without ``{tenant}`` in the mount, the caller's tenant (when it can be told) or the log's
     own tenant bounds the queries; such a mount with neither reads every record, which suits a
@@ -159,150 +184,51 @@ def audit_log_routes(
         from starlette.routing import Route
     except ImportError:
         raise MissingDependencyError("auditwire.web", "web") from None
-    store = audit_log.store
-    if not isinstance(store, Store):
-        raise TypeError(f"{store!r} is write-only; the audit-log API needs a readable store")
-    readable: Store = store
-    description = openapi_document(mounted_at)
+    api = audit_log_api(audit_log, mounted_at)
 
-    def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-        return JSONResponse({"error": {"code": code, "message": message, **extra}}, status)
+    def caller(request: Request) -> Caller:
+        def every(request: Request) -> bool:
+            auth = request.scope.get("auth")
+            return all_tenants_scope in (getattr(auth, "scopes", ()) or ())
 
-    def operator(request: Request) -> bool:
-        auth = request.scope.get("auth")
-        return all_tenants_scope is not None and all_tenants_scope in (
-            getattr(auth, "scopes", ()) or ()
+        return Caller.asking(
+            request, permission, tenant_of, every if all_tenants_scope is not None else None
         )
 
-    def tenant_for(request: Request) -> str | None:
-        """The tenant this request reads, once the caller may read it (else
-        :class:`~auditwire.errors.AccessDeniedError`, naming why)."""
-        url_tenant = request.path_params.get(tenant_param)
-        if isinstance(url_tenant, str):
-            url_tenant = _valid_tenant(url_tenant)
-        bound = audit_log.tenant
-        if bound is not None and url_tenant not in (None, bound):
-            raise AccessDeniedError("this audit log holds another tenant's records only")
-        if operator(request):
-            return url_tenant if url_tenant is not None else bound
-        own = tenant_of(request)
-        if url_tenant is None:
-            return bound if bound is not None else own
-        if own is None:
-            raise AccessDeniedError(
-                "the caller's tenant cannot be told, so no tenant's logs are shown"
+    def endpoint(operation: Operation) -> Callable[[Request], Any]:
+        async def answer(request: Request) -> Response:
+            def reader() -> object:
+                if caller_of is None:
+                    return scope_user(request.scope)
+                return caller_of(request)
+
+            url_tenant = request.path_params.get(tenant_param)
+            # Store I/O in a worker thread: a slow query must not hold up the event loop.
+            answered: Answer = await run_in_threadpool(
+                api.answer,
+                operation,
+                caller(request),
+                read_recorder(audit_log, reader, request.client.host if request.client else None),
+                url_tenant=url_tenant if isinstance(url_tenant, str) else None,
+                params=request.query_params,
+                log_id=str(request.path_params.get("log_id", "")),
+                body=await request.body() if operation == "export" else b"",
             )
-        if own != url_tenant:
-            raise AccessDeniedError("a caller reads only its own tenant's audit logs")
-        return url_tenant
-
-    def reader(request: Request) -> Actor:
-        """Who reads: ``caller_of``'s answer, else Starlette's authenticated user. A hook
-        that fails, or names no user, leaves the read recorded as anonymous, never refused."""
-        if caller_of is None:
-            return scope_user(request.scope) or ANONYMOUS
-        try:
-            return Actor.of(caller_of(request)) or ANONYMOUS
-        except Exception:
-            logger.exception("auditwire: caller_of raised or named no user; the read is anonymous")
-            return ANONYMOUS
-
-    def audited(
-        request: Request, tenant: str | None, action: str, metadata: dict[str, Any]
-    ) -> None:
-        """Record the read. The metadata is bounded (a summary of the filters); should it
-        still be refused, the read is recorded without it, saying so — never fails it."""
-
-        caller = reader(request)
-
-        def build(details: dict[str, Any]) -> AuditRecord:
-            return audit_log.build(
-                action,
-                actor=caller,
-                tenant=tenant,
-                metadata=details,
-                # Servers may give a non-IP peer (a unix socket path, a test client's name).
-                ip_address=canonical(request.client.host) if request.client else None,
+            if isinstance(answered.body, Mapping):
+                return JSONResponse(answered.body, answered.status, headers=answered.headers)
+            return StreamingResponse(  # a plain iterator: Starlette reads it in a worker thread
+                answered.body,
+                answered.status,
+                headers=answered.headers,
+                media_type=answered.media_type,
             )
 
-        try:
-            record = build(metadata)
-        except InvalidRecordError as exc:
-            logger.error("auditwire: the record of a read kept no details: %s", exc)
-            record = build({"auditwire": {"dropped": exc.field}})
-        audit_log.submit(record)
-
-    def guarded(
-        handler: Callable[[Request, str | None], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            if not permission(request):
-                return error(403, "forbidden", "reading audit logs needs the admin role or "
-                             "the security_logs permission")  # fmt: skip
-            try:
-                return await handler(request, tenant_for(request))
-            except AccessDeniedError as exc:
-                return error(403, "forbidden_tenant", str(exc))
-            except InvalidQueryError as exc:
-                return error(400, "invalid_parameter", str(exc), parameter=exc.parameter)
-            except RecordNotFoundError as exc:
-                return error(404, "not_found", str(exc))
-
-        return endpoint
-
-    async def list_logs(request: Request, tenant: str | None) -> Response:
-        # Store I/O in a worker thread: a slow query must not hold up the event loop.
-        body = await run_in_threadpool(list_records, readable, request.query_params, tenant=tenant)
-        audited(
-            request, tenant, "audit_log.read", {"filters": filters_summary(request.query_params)}
-        )
-        return JSONResponse(body)
-
-    async def retrieve(request: Request, tenant: str | None) -> Response:
-        record = await run_in_threadpool(readable.get, request.path_params["log_id"], tenant=tenant)
-        audited(request, tenant, "audit_log.read", {"logId": record.id})
-        return JSONResponse({"data": record.to_api()})
-
-    async def export_logs(request: Request, tenant: str | None) -> Response:
-        wanted = parse_export_request(await request.body(), tenant=tenant)
-        audited(
-            request,
-            tenant,
-            "export.created",
-            {"format": wanted.format, "filters": filters_summary(wanted.filters)},
-        )
-        return StreamingResponse(  # a plain iterator: Starlette reads it in a worker thread
-            export(readable, wanted.query, wanted.format),
-            media_type=FORMATS[wanted.format],
-            headers={"content-disposition": f'attachment; filename="audit-logs.{wanted.format}"'},
-        )
-
-    async def security_logs(request: Request, tenant: str | None) -> Response:
-        listing = parse_list_request(request.query_params, tenant=tenant)
-        page = await run_in_threadpool(readable.page, listing.query, listing.page)
-        audited(
-            request, tenant, "audit_log.read", {"filters": filters_summary(request.query_params)}
-        )
-        return JSONResponse(
-            {
-                "security_logs": [_security_log(r) for r in page.records],
-                "meta": {
-                    "current_page": page.page,
-                    "next_page": page.page + 1 if page.page < page.total_pages else None,
-                    "prev_page": page.page - 1 if page.page > 1 else None,
-                    "total_pages": page.total_pages,
-                    "total_count": page.total,
-                },
-            }
-        )
-
-    async def describe(request: Request) -> Response:
-        return JSONResponse(description)
+        return answer
 
     return [
-        Route("/openapi.json", describe, methods=["GET"]),
-        Route("/audit-logs", guarded(list_logs), methods=["GET"]),
-        Route("/audit-logs/export", guarded(export_logs), methods=["POST"]),
-        Route("/audit-logs/{log_id}", guarded(retrieve), methods=["GET"]),
-        Route("/security_logs", guarded(security_logs), methods=["GET"]),
+        Route("/openapi.json", endpoint("openapi"), methods=["GET"]),
+        Route("/audit-logs", endpoint("list"), methods=["GET"]),
+        Route("/audit-logs/export", endpoint("export"), methods=["POST"]),
+        Route("/audit-logs/{log_id}", endpoint("get"), methods=["GET"]),
+        Route("/security_logs", endpoint("security_logs"), methods=["GET"]),
     ]

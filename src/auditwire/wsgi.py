@@ -144,8 +144,10 @@ class _AuditedBody:
             self._capture.finish(facts)
 
 
-def init_flask(app: Any) -> None:
-    """Give the middleware Flask's route templates (``/users/<int:user_id>``).
+def init_flask(app: Any, tenant_param: str | None = "tenant") -> None:
+    """Give the middleware Flask's route templates (``/users/<int:user_id>``) and the tenant
+    the URL names (its ``tenant_param`` variable, as the ASGI middleware takes it from the
+    path parameters).
 
     WSGI hands middleware no routing information and Flask's request context is gone by the
     time the response is closed, so a ``before_request`` hook notes the matched rule on the
@@ -158,3 +160,6 @@ def init_flask(app: Any) -> None:
         context = current()
         if context is not None and request.url_rule is not None:
             context.route = request.url_rule.rule
+            tenant = (request.view_args or {}).get(tenant_param or "")
+            if context.tenant is None and isinstance(tenant, str):
+                context.tenant = tenant

@@ -36,6 +36,13 @@ def ada() -> Iterator[User]:
     user.delete()
 
 
+@pytest.fixture(scope="module")
+def root(ada: User) -> Iterator[User]:
+    user = User.objects.create_superuser("root", "root@acme.test", "not used")
+    yield user
+    user.delete()
+
+
 def recorded(since: int) -> list[AuditRecord]:
     """The records since the ``since``-th, oldest first."""
     log = settings.AUDIT_LOG
@@ -106,3 +113,66 @@ def test_a_django_user_from_the_orm_is_an_actor_anywhere(ada: User, log: AuditLo
     assert blocked.actor == Actor(type="user", id=str(ada.pk), email="ada@acme.test", name="ada")
     anonymous = log.record("login_failed", actor=AnonymousUser(), outcome="failure")
     assert anonymous.actor == Actor(type="user")
+
+
+def test_the_audit_log_api_in_the_urlconf(ada: User, root: User) -> None:
+    """The API's routes and rules as Django views: superusers read, the tenant in the URL is
+    the caller's, 400s, 404s, 405s and the export; each read recorded once, as request.user."""
+    log = settings.AUDIT_LOG
+    acme, globex = log.record("login", tenant="acme"), log.record("login", tenant="globex")
+    before = count()
+    client = Client()
+    assert client.get("/audit/audit-logs").json()["error"]["code"] == "forbidden"  # anonymous
+    client.force_login(ada)
+    assert client.get("/audit/audit-logs").status_code == 403  # not a superuser
+    client.force_login(root)
+    every = client.get("/audit/audit-logs", {"action": "login", "per_page": 2}).json()
+    assert [r["id"] for r in every["data"]] == [globex.id, acme.id]
+    own = client.get("/t/acme/audit/audit-logs", {"action": "login"}).json()
+    assert {r["tenant"] for r in own["data"]} == {"acme"}
+    assert acme.id in {r["id"] for r in own["data"]}
+    other = client.get("/t/globex/audit/audit-logs")
+    assert (other.status_code, other.json()["error"]["code"]) == (403, "forbidden_tenant")
+    assert client.get(f"/t/acme/audit/audit-logs/{globex.id}").status_code == 404
+    assert client.get(f"/t/acme/audit/audit-logs/{acme.id}").json()["data"]["id"] == acme.id
+    bad = client.get("/audit/audit-logs", {"per_page": "0"})
+    assert (bad.status_code, bad.json()["error"]["parameter"]) == (400, "per_page")
+    assert client.post("/audit/audit-logs").status_code == 405
+    exported = client.post(
+        "/t/acme/audit/audit-logs/export",
+        {"format": "csv", "filters": {"action": "login"}},
+        content_type="application/json",
+    )
+    assert exported["content-type"].startswith("text/csv")
+    rows = b"".join(exported.streaming_content).decode().splitlines()
+    assert rows[0].startswith("id,") and len(rows) >= 2
+    me = Actor(type="user", id=str(root.pk), email="root@acme.test", name="root")
+    calls = [
+        (r.action, r.tenant, r.actor == me, r.request.status if r.request else None)
+        for r in recorded(before)
+    ]
+    assert calls == [
+        ("access_denied", None, False, 403),  # anonymous
+        ("access_denied", None, False, 403),  # ada
+        ("audit_log.read", None, True, None),
+        ("audit_log.read", "acme", True, None),
+        ("access_denied", "globex", True, 403),
+        ("http.request", "acme", True, 404),
+        ("audit_log.read", "acme", True, None),
+        ("http.request", None, True, 400),
+        ("http.request", None, True, 405),
+        ("export.created", "acme", True, None),
+    ]
+
+
+async def test_the_audit_log_api_under_asgi(root: User) -> None:
+    from asgiref.sync import sync_to_async
+
+    before = await _count()
+    client = AsyncClient()
+    await sync_to_async(client.force_login)(root)
+    answer = await client.get("/t/acme/audit/audit-logs", {"action": "login"})
+    assert answer.status_code == 200
+    (read,) = await _recorded(before)
+    assert (read.action, read.tenant, read.actor.id) == ("audit_log.read", "acme", str(root.pk))
+    assert read.request is not None and read.request.route == "/t/<str:tenant>/audit/audit-logs"

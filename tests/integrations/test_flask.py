@@ -3,13 +3,16 @@ logged-in user is the actor and the route template is the route, from one docume
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
+from flask_login import current_user
 
 import auditwire
 from auditwire import Actor, AuditLog, AuditQuery, SQLiteStore
-from auditwire.integrations.flask import Audit
+from auditwire.integrations.flask import Audit, audit_log_blueprint
 from tests.records import written as records
 from tests.support.flask_login_app import create_app
 from tests.support.servers import free_port, serving
@@ -83,3 +86,68 @@ def test_a_flask_login_user_is_an_actor_anywhere(log: AuditLog) -> None:
     rotated = log.record("api_key.rotated", actor=User("grace"), target={"type": "api_key"})
     assert rotated.actor == Actor(type="user", id="grace", email="grace@acme.test", name="Grace")
     assert log.record("logout", actor=AnonymousUserMixin()).actor == Actor(type="user")
+
+
+def body(response: Any) -> Any:
+    """A JSON answer's data (and that it was JSON)."""
+    assert response.is_json
+    return response.json
+
+
+def test_the_audit_log_api_as_a_blueprint(log: AuditLog) -> None:
+    """The API's routes and rules under Flask: who may read, the tenant in the URL, 400s and
+    404s, the export; each read recorded once, as the logged-in reader."""
+    seeded = [log.record("login", tenant=tenant) for tenant in ("acme", "acme", "globex")]
+    app = create_app(log)
+    app.register_blueprint(
+        audit_log_blueprint(
+            log, permission=lambda request: current_user.is_authenticated and current_user.is_admin
+        ),
+        url_prefix="/t/<tenant>/api/v1/admin",
+    )
+    client = app.test_client()  # responses buffered, so closed: the middleware then records
+    get = functools.partial(client.get, buffered=True)
+    post = functools.partial(client.post, buffered=True)
+    acme = "/t/acme/api/v1/admin"
+    assert body(get(f"{acme}/audit-logs"))["error"]["code"] == "forbidden"  # anonymous
+    post("/login", data={"user": "grace"})
+    assert get(f"{acme}/audit-logs").status_code == 403  # not an admin
+    post("/login", data={"user": "ada"})
+    listed = get(f"{acme}/audit-logs?action=login")
+    assert listed.status_code == 200
+    assert [r["id"] for r in body(listed)["data"]] == [seeded[1].id, seeded[0].id]
+    other = get("/t/globex/api/v1/admin/audit-logs")
+    assert (other.status_code, body(other)["error"]["code"]) == (403, "forbidden_tenant")
+    assert get(f"{acme}/audit-logs/{seeded[2].id}").status_code == 404  # globex's
+    assert body(get(f"{acme}/audit-logs/{seeded[0].id}"))["data"]["id"] == seeded[0].id
+    bad = get(f"{acme}/audit-logs?per_page=0")
+    assert (bad.status_code, body(bad)["error"]["parameter"]) == (400, "per_page")
+    exported = post(
+        f"{acme}/audit-logs/export", json={"format": "ndjson", "filters": {"action": "login"}}
+    )
+    assert exported.headers["content-type"].startswith("application/x-ndjson")
+    assert len(exported.text.splitlines()) == 2
+    assert body(get(f"{acme}/openapi.json"))["openapi"].startswith("3.")
+    # Each call is one record: a read as the read, anything else as the request it was.
+    calls = [
+        (r.action, r.tenant, r.actor.id, r.request.status)
+        for r in records(log)
+        if r.request is not None and (r.request.route or "").startswith("/t/<tenant>")
+    ]
+    assert sorted(calls, key=str) == sorted(
+        [
+            ("access_denied", "acme", None, 403),  # anonymous
+            ("access_denied", "acme", "grace", 403),  # not an admin
+            ("audit_log.read", "acme", "ada", None),
+            ("access_denied", "globex", "ada", 403),  # another tenant
+            ("http.request", "acme", "ada", 404),
+            ("audit_log.read", "acme", "ada", None),
+            ("http.request", "acme", "ada", 400),
+            ("export.created", "acme", "ada", None),
+            ("http.request", "acme", "ada", 200),  # the OpenAPI description
+        ],
+        key=str,
+    )
+    (export_record,) = [r for r in records(log) if r.action == "export.created"]
+    assert export_record.actor == Actor(type="user", id="ada", email="ada@acme.test", name="Ada")
+    assert export_record.metadata == {"format": "ndjson", "filters": {"action": "login"}}

@@ -19,6 +19,8 @@ class User(UserMixin):  # type: ignore[misc]  # flask-login is untyped
         self.id = user_id
         self.email = f"{user_id}@acme.test"
         self.name = user_id.capitalize()
+        self.tenant = "acme"  # everyone here works for one tenant
+        self.is_admin = user_id == "ada"
 
 
 def create_app(audit_log: AuditLog | None = None) -> Flask:

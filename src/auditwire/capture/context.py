@@ -23,7 +23,6 @@ from auditwire.record import (
     Actor,
     ActorType,
     Outcome,
-    RequestInfo,
     Target,
     check_name,
     normalise_metadata,
@@ -36,20 +35,11 @@ __all__ = ["AuditContext", "CapturedRequest", "bind", "current", "unbind"]
 
 
 class CapturedRequest(Protocol):
-    """What a captured request offers to records made during it (log calls, for instance)."""
+    """What a captured request offers to records made during it (log calls, API reads)."""
 
-    @property
-    def ip_address(self) -> str | None: ...
-
-    @property
-    def user_agent(self) -> str | None: ...
-
-    #: OpenTelemetry's span context of the request, when trace capture is on.
-    span_context: Any
-
-    def request_info(
-        self, *, status: int | None = None, duration_ms: float | None = None
-    ) -> RequestInfo: ...
+    def record_fields(self) -> dict[str, Any]:
+        """The record's fields the request tells: client IP, user agent, request, trace."""
+        ...
 
 
 class AuditContext:

@@ -23,6 +23,7 @@ from auditwire._time import utc_from_ms
 from auditwire.capture.client_ip import ClientAddress, resolve
 from auditwire.capture.context import AuditContext
 from auditwire.capture.options import Options
+from auditwire.capture.trace import trace_info
 from auditwire.capture.user_agent import sanitize
 from auditwire.record import HTTP_METHOD, MAX_PATH, RequestInfo
 
@@ -185,6 +186,16 @@ class RequestFacts(AuditContext):
             duration_ms,
             self.client_address().peer,
         )
+
+    def record_fields(self) -> dict[str, Any]:
+        """What a record made during this request takes from it — a log call's or an API
+        read's: the client IP, user agent, request and trace ids."""
+        return {
+            "ip_address": self.ip_address,
+            "user_agent": self.user_agent,
+            "request": self.request_info(),
+            "trace": trace_info(self.span_context),
+        }
 
     def route_template(self) -> str | None:
         """The matched route's template, read once from the scope (see :func:`route_of`)."""

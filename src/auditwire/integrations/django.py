@@ -16,22 +16,38 @@ route is the URL pattern that matched (``/invoices/<int:n>/void``), and the patt
 named one through ``auditwire.current()``. A redirect of an anonymous user to the login page is
 recorded as the refusal it is (``access_denied``, ``failure``), not as a success. The middleware
 runs under WSGI and ASGI alike.
+
+:func:`audit_log_urls` serves the audit-log API (the routes of :mod:`auditwire.web`, with the
+same rules) in the URLconf, its reads recorded as ``request.user``:
+
+    path("t/<str:tenant>/api/v1/admin/", include(audit_log_urls()))
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from auditwire.audit_log import AuditLog
-from auditwire.capture.context import bind, unbind
+from auditwire.capture.context import bind, current, unbind
 from auditwire.capture.facts import RequestFacts, read_wsgi_headers
 from auditwire.capture.middleware import Capture
 from auditwire.capture.records import DENIED_ACTION
 from auditwire.errors import InvalidRecordError, MissingDependencyError
+from auditwire.listing.api import Caller, Operation
 from auditwire.record import Actor
+from auditwire.web import audit_log_api, read_recorder, user_tenant
 
-__all__ = ["SETTING", "AuditMiddleware", "user_actor"]
+__all__ = [
+    "SETTING",
+    "AuditMiddleware",
+    "audit_log_urls",
+    "configured_audit_log",
+    "superuser",
+    "user_actor",
+]
 
 logger = logging.getLogger("auditwire")
 
@@ -45,6 +61,115 @@ def user_actor(user: Any) -> Actor | None:
     if user is None or not getattr(user, "is_authenticated", False):
         return None
     return Actor.of(user)
+
+
+_configured: dict[str, AuditLog] = {}
+_configured_lock = threading.Lock()
+
+
+def _setting() -> dict[str, Any]:
+    try:
+        from django.conf import settings
+    except ImportError:
+        raise MissingDependencyError("auditwire.integrations.django", "django") from None
+    return dict(getattr(settings, SETTING, {}) or {})
+
+
+def configured_audit_log() -> AuditLog:
+    """The audit log the ``AUDITWIRE`` setting names: its ``audit_log``, else one on its
+    ``store`` URL, made once per process — the middleware and the API views share it."""
+    options = _setting()
+    given = options.get("audit_log")
+    if isinstance(given, AuditLog):
+        return given
+    store = options.get("store")
+    with _configured_lock:
+        log = _configured.get(str(store))
+        if log is None:
+            log = _configured[str(store)] = AuditLog(store)
+        return log
+
+
+def superuser(request: Any) -> bool:
+    """The API's default permission: an active superuser."""
+    user = getattr(request, "user", None)
+    return bool(getattr(user, "is_active", False) and getattr(user, "is_superuser", False))
+
+
+def audit_log_urls(
+    audit_log: AuditLog | None = None,
+    *,
+    permission: Callable[[Any], bool] = superuser,
+    tenant_of: Callable[[Any], str | None] | None = None,
+    all_tenants: Callable[[Any], bool] | None = None,
+    caller_of: Callable[[Any], object] | None = None,
+    tenant_param: str = "tenant",
+    mounted_at: str = "/t/{tenant}/api/v1/admin",
+) -> list[Any]:
+    """The audit-log API as URL patterns to ``include()``: the routes, rules and answers of
+    :func:`auditwire.web.audit_log_routes`, over ``audit_log`` (by default the one the
+    ``AUDITWIRE`` setting configures). Include them under a prefix, with ``<str:tenant>`` for
+    per-tenant URLs.
+
+    Every hook takes Django's ``request``. ``permission`` says who may read audit logs at all
+    (by default an active superuser); ``tenant_of`` tells the caller's tenant, which must be
+    the URL's (by default ``request.user.tenant`` when it is text); callers for whom
+    ``all_tenants`` answers true read any tenant. ``caller_of`` names the reader in the
+    records of reads (by default ``request.user``). The export is a ``POST``: Django's CSRF
+    protection applies to it as to any form."""
+    try:
+        from django.http import JsonResponse, StreamingHttpResponse
+        from django.urls import path
+        from django.views.decorators.http import require_http_methods
+    except ImportError:
+        raise MissingDependencyError("auditwire.integrations.django", "django") from None
+    log = audit_log or configured_audit_log()
+    api = audit_log_api(log, mounted_at)
+
+    def own_tenant(request: Any) -> str | None:
+        if tenant_of is not None:
+            return tenant_of(request)
+        return user_tenant(getattr(request, "user", None))
+
+    def view(operation: Operation, method: str) -> Callable[..., Any]:
+        def answer(request: Any, **kwargs: Any) -> Any:
+            caller = Caller.asking(request, permission, own_tenant, all_tenants)
+
+            def reader() -> object:
+                if caller_of is not None:
+                    return caller_of(request)
+                return getattr(request, "user", None)
+
+            url_tenant = kwargs.get(tenant_param)
+            answered = api.answer(
+                operation,
+                caller,
+                read_recorder(log, reader, request.META.get("REMOTE_ADDR")),
+                url_tenant=url_tenant if isinstance(url_tenant, str) else None,
+                params=request.GET,
+                log_id=str(kwargs.get("log_id", "")),
+                body=request.body if operation == "export" else b"",
+            )
+            if isinstance(answered.body, Mapping):
+                response: Any = JsonResponse(dict(answered.body), status=answered.status)
+            else:
+                response = StreamingHttpResponse(
+                    answered.body, status=answered.status, content_type=answered.media_type
+                )
+            for header, value in answered.headers.items():
+                response[header] = value
+            return response
+
+        allowed: Callable[..., Any] = require_http_methods([method])(answer)
+        return allowed
+
+    return [
+        path("openapi.json", view("openapi", "GET"), name="auditwire-openapi"),
+        path("audit-logs", view("list", "GET"), name="auditwire-audit-logs"),
+        path("audit-logs/export", view("export", "POST"), name="auditwire-export"),
+        path("audit-logs/<str:log_id>", view("get", "GET"), name="auditwire-audit-log"),
+        path("security_logs", view("security_logs", "GET"), name="auditwire-security-logs"),
+    ]
 
 
 class AuditMiddleware:
@@ -63,10 +188,10 @@ class AuditMiddleware:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
-        options = dict(getattr(settings, SETTING, {}) or {})
-        given = options.pop("audit_log", None)
-        store = options.pop("store", None)
-        self.audit_log = given if isinstance(given, AuditLog) else AuditLog(store)
+        options = _setting()
+        options.pop("audit_log", None)
+        options.pop("store", None)
+        self.audit_log = configured_audit_log()
         self.capture = Capture(self.audit_log.builder, self.audit_log.submit, **options)
         self._login_url = str(getattr(settings, "LOGIN_URL", "") or "")
 
@@ -124,17 +249,23 @@ class AuditMiddleware:
             facts.span_context = options.read_span()
         return facts
 
+    def process_view(self, request: Any, view: Any, args: Any, kwargs: Any) -> None:
+        """Once the URL resolved, before the view: the route pattern and the URL's tenant, so
+        that records made during the view (log calls, API reads) carry them as well."""
+        context = current()
+        match = getattr(request, "resolver_match", None)
+        if context is None or match is None:
+            return
+        if context.route is None and match.route:
+            context.route = "/" + str(match.route).lstrip("^").rstrip("$")
+        tenant = match.kwargs.get(self.capture.options.tenant_param or "")
+        if context.tenant is None and isinstance(tenant, str):
+            context.tenant = tenant
+
     def _end(self, request: Any, response: Any, facts: RequestFacts, user: Any) -> None:
-        """After the view: status, route pattern, the user as actor; then hand off."""
+        """After the view: status, the user as actor; then hand off."""
         try:
             facts.status = response.status_code
-            match = getattr(request, "resolver_match", None)
-            if match is not None:
-                if facts.route is None and match.route:
-                    facts.route = "/" + str(match.route).lstrip("^").rstrip("$")
-                tenant = match.kwargs.get(self.capture.options.tenant_param or "")
-                if facts.tenant is None and isinstance(tenant, str):
-                    facts.tenant = tenant
             if facts.actor is None:
                 actor = user_actor(user)
                 if actor is not None:

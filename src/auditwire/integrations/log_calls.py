@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from auditwire.capture.context import current
-from auditwire.capture.trace import trace_info
 from auditwire.errors import InvalidRecordError
 
 if TYPE_CHECKING:
@@ -70,10 +69,7 @@ def build_from_log(audit_log: AuditLog, action: str, fields: Mapping[str, Any]) 
         category=fields.get("category"),
         tenant=tenant,
         metadata=metadata,
-        ip_address=facts.ip_address if facts is not None else None,
-        user_agent=facts.user_agent if facts is not None else None,
-        request=facts.request_info() if facts is not None else None,
-        trace=trace_info(facts.span_context) if facts is not None else None,
+        **(facts.record_fields() if facts is not None else {}),
     )
     if context is not None:
         context.logged += 1

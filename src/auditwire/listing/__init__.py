@@ -1,5 +1,5 @@
-"""The read side: listing requests in either product's vocabulary, exports and the API's
-OpenAPI description (later the viewer and aggregations).
+"""The read side: the audit-log API's rules and answers whatever the web framework, listing
+requests in either product's vocabulary, exports and the API's OpenAPI description.
 
 Listing imports the model and the store contract (:mod:`auditwire.stores.base`) only.
 """
