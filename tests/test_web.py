@@ -27,6 +27,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.routing import Mount
 
 from auditwire import Actor, AuditLog, AuditQuery, AuditRecord, Page, SQLiteStore, Target
+from auditwire.listing.charts import CHART_PARAMETERS
 from auditwire.listing.params import PAGING, VOCABULARY
 from auditwire.stores.elasticsearch import ElasticsearchStore
 from auditwire.web import audit_log_routes
@@ -484,6 +485,34 @@ async def test_a_read_with_huge_filters_is_served_and_audited_with_a_summary(
         assert all(len(value) == 200 for value in summary["targetId"])
 
 
+async def test_counts_for_charts(client: httpx.AsyncClient, log: AuditLog) -> None:
+    """The aggregation route: the tenant's timeline by outcome and top values, with the list's
+    filters, equal to the Python API's; its parameters refused by name."""
+    answer = await client.get(
+        acme("/audit-logs/aggregations"),
+        params={"top": "actor_id,source_ip", "interval": "hour", "log_types": "authentication"},
+    )
+    assert answer.status_code == 200, answer.text
+    data, meta = answer.json()["data"], answer.json()["meta"]
+    query = AuditQuery(tenant="acme", categories=("authentication",))
+    assert meta["total"] == log.store.count(query) == 10  # type: ignore[union-attr]
+    assert data["timeline"]["buckets"] == [b.to_api() for b in log.timeline("hour", query)]
+    assert sum(b["counts"]["failure"] for b in data["timeline"]["buckets"]) == 5
+    assert data["top"]["actor_id"] == [v.to_api() for v in log.top("actor_id", 10, query)]
+    assert data["top"]["source_ip"] == [{"value": "203.0.113.9", "count": 10}]
+    for params, parameter in [
+        ({"interval": "week"}, "interval"),
+        ({"top": "password"}, "top"),
+        ({"size": "0"}, "size"),
+        ({"size": "\u00b2"}, "size"),
+        ({"interval": ["hour", "day"]}, "interval"),
+        ({"bogus": "1"}, "bogus"),
+    ]:
+        refused = await client.get(acme("/audit-logs/aggregations"), params=params)
+        assert refused.status_code == 400, (params, refused.text)
+        assert refused.json()["error"]["parameter"] == parameter
+
+
 async def test_an_id_no_record_could_have_is_a_404(client: httpx.AsyncClient) -> None:
     response = await client.get(acme("/audit-logs/" + "x" * 40_000))
     assert response.status_code == 404
@@ -499,7 +528,7 @@ _dates = st.datetimes(
 _cursors = st.tuples(
     _dates | _hostile_text, _hostile_text | st.just("log_01HM6Z6AJ0M8V3T9X1K2Q4R5S6")
 ).map(lambda pair: base64.urlsafe_b64encode(f"{pair[0]}|{pair[1]}".encode()).decode().rstrip("="))
-_keys = st.sampled_from([*VOCABULARY, *PAGING, "actions[]", "nope"])
+_keys = st.sampled_from([*VOCABULARY, *PAGING, *CHART_PARAMETERS, "actions[]", "nope"])
 _values = _hostile_text | _dates | _cursors | st.integers(-(2**70), 2**70).map(str)
 _date_values = _dates | st.sampled_from(
     ["0001-01-01", "9999-12-31", "20260304", "0001-01-01T00:00:00+01:00", "9999-12-31T23:00-05:00"]
@@ -553,7 +582,9 @@ def no_server_error(app: Starlette, data: st.DataObject) -> None:
         label="tenant",
     )
     base = f"/t/{quote(tenant, safe='')}/api/v1/admin"
-    choice = data.draw(st.sampled_from(["list", "one", "export", "security_logs"]), label="route")
+    choice = data.draw(
+        st.sampled_from(["list", "one", "export", "security_logs", "aggregations"]), label="route"
+    )
     if choice == "export":
         body = data.draw(_bodies, label="body")
         response = call(app, "POST", f"{base}/audit-logs/export", content=body)
@@ -561,7 +592,9 @@ def no_server_error(app: Starlette, data: st.DataObject) -> None:
         log_id = data.draw(_hostile_text.filter(bool), label="id")
         response = call(app, "GET", f"{base}/audit-logs/{quote(log_id, safe='')}")
     else:
-        path = "/audit-logs" if choice == "list" else "/security_logs"
+        path = {"list": "/audit-logs", "aggregations": "/audit-logs/aggregations"}.get(
+            choice, "/security_logs"
+        )
         response = call(app, "GET", base + path, params=data.draw(_params, label="params"))
     assert response.status_code < 500, response.text[:300]
     if response.status_code >= 400 and response.headers["content-type"] == "application/json":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from auditwire._templates import render_template
 from auditwire._version import VERSION
+from auditwire.aggregation import TimeBucket, TopValue
 from auditwire.audit_log import AuditLog, AuditStats
 from auditwire.builder import RecordBuilder, RecordFields
 from auditwire.capture.context import AuditContext, current
@@ -66,6 +67,8 @@ __all__ = [
     "SQLiteStore",
     "StoreError",
     "Target",
+    "TimeBucket",
+    "TopValue",
     "TraceInfo",
     "UnknownActionError",
     "__version__",

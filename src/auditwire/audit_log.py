@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from auditwire.aggregation import TimeBucket, TopValue
 from auditwire.builder import RecordBuilder, RecordFields
 from auditwire.catalog import EventCatalog
 from auditwire.delivery.fanout import FanOut
@@ -208,10 +209,9 @@ class AuditLog:
             raise StoreError(f"{self.store!r} is write-only; search needs a readable store")
         return self.store
 
-    def search(self, query: AuditQuery | None = None, /, **filters: Any) -> list[AuditRecord]:
-        """Records matching a query (or the :class:`AuditQuery` fields as keywords), newest
-        first. ``tenant`` defaults to this log's tenant, so a tenant-bound log never reads
-        another tenant's records."""
+    def _query(self, query: AuditQuery | None, filters: dict[str, Any]) -> AuditQuery:
+        """The query of a read: given, or made of keyword filters; ``tenant`` defaults to this
+        log's tenant, so a tenant-bound log never reads another tenant's records."""
         if query is not None and filters:
             raise TypeError("pass either an AuditQuery or keyword filters, not both")
         if query is None:
@@ -220,7 +220,26 @@ class AuditLog:
             query = AuditQuery(**filters)
         if self.tenant is not None and query.tenant != self.tenant:
             raise InvalidQueryError("tenant", "a tenant-bound log reads only its own tenant")
-        return self._readable().search(query)
+        return query
+
+    def search(self, query: AuditQuery | None = None, /, **filters: Any) -> list[AuditRecord]:
+        """Records matching a query (or the :class:`AuditQuery` fields as keywords), newest
+        first. ``tenant`` defaults to this log's tenant."""
+        return self._readable().search(self._query(query, filters))
+
+    def timeline(
+        self, interval: str, query: AuditQuery | None = None, /, **filters: Any
+    ) -> list[TimeBucket]:
+        """The matching records counted per ``interval`` (``minute``, ``hour``, ``day``) by
+        outcome, oldest first; empty buckets left out (:mod:`auditwire.aggregation`)."""
+        return self._readable().timeline(self._query(query, filters), interval)
+
+    def top(
+        self, field: str, size: int = 10, query: AuditQuery | None = None, /, **filters: Any
+    ) -> list[TopValue]:
+        """The ``size`` most frequent values of ``field`` (``actor_id``, ``source_ip``,
+        ``action``, ``category``, ``tenant``...) among the matching records, most first."""
+        return self._readable().top(self._query(query, filters), field, size)
 
     def get(self, record_id: str) -> AuditRecord:
         """One record by id (:class:`~auditwire.errors.RecordNotFoundError` when absent)."""

@@ -5,6 +5,8 @@
 - ``GET /audit-logs`` — the list, filters as query parameters (both products' vocabularies),
   ``{"data": [...], "meta": {...}}``;
 - ``GET /audit-logs/{log_id}`` — one record, 404 when absent or in another tenant;
+- ``GET /audit-logs/aggregations`` — counts for charts: the timeline by outcome and the top
+  values of fields, with the list's filters (:mod:`auditwire.listing.charts`);
 - ``POST /audit-logs/export`` — ``{"format": "csv"|"json"|"ndjson", "filters": {...}}``, a
   streamed file of everything the filters match;
 - ``GET /security_logs`` — the billing product's view: its field names and pagination;
@@ -228,6 +230,7 @@ def audit_log_routes(
     return [
         Route("/openapi.json", endpoint("openapi"), methods=["GET"]),
         Route("/audit-logs", endpoint("list"), methods=["GET"]),
+        Route("/audit-logs/aggregations", endpoint("aggregations"), methods=["GET"]),
         Route("/audit-logs/export", endpoint("export"), methods=["POST"]),
         Route("/audit-logs/{log_id}", endpoint("get"), methods=["GET"]),
         Route("/security_logs", endpoint("security_logs"), methods=["GET"]),

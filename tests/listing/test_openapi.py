@@ -78,7 +78,7 @@ def test_no_server_errors(app: Starlette) -> None:
         f"{PREFIX.replace('{tenant}', 'acme')}/openapi.json", app
     )
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
-    assert len(operations) == 4
+    assert len(operations) == 5
 
     for operation in operations:
 

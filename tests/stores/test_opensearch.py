@@ -60,6 +60,11 @@ def test_records_round_trip_and_filters_agree_with_sqlite(
     for query in queries:
         assert [r.id for r in os_store.search(query)] == [r.id for r in sqlite.search(query)]
         assert os_store.count(query) == sqlite.count(query)
+        for interval in ("minute", "hour"):
+            assert os_store.timeline(query, interval) == sqlite.timeline(query, interval)
+        for field in ("actor_id", "source_ip", "tenant"):
+            assert os_store.top(query, field, 3) == sqlite.top(query, field, 3)
+    assert sum(bucket.total for bucket in os_store.timeline(queries[0], "minute")) == 60
     page = os_store.page(AuditQuery(limit=25), 2)
     assert (page.total, len(page.records)) == (60, 25)
     os_store.write(records[:3])  # a retry: refused as duplicates, counted as written

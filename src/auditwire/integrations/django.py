@@ -166,6 +166,11 @@ def audit_log_urls(
     return [
         path("openapi.json", view("openapi", "GET"), name="auditwire-openapi"),
         path("audit-logs", view("list", "GET"), name="auditwire-audit-logs"),
+        path(
+            "audit-logs/aggregations",
+            view("aggregations", "GET"),
+            name="auditwire-aggregations",
+        ),
         path("audit-logs/export", view("export", "POST"), name="auditwire-export"),
         path("audit-logs/<str:log_id>", view("get", "GET"), name="auditwire-audit-log"),
         path("security_logs", view("security_logs", "GET"), name="auditwire-security-logs"),

@@ -138,6 +138,7 @@ def audit_log_blueprint(
     blueprint = Blueprint(name, __name__)
     blueprint.add_url_rule("/openapi.json", "openapi", view("openapi"), methods=["GET"])
     blueprint.add_url_rule("/audit-logs", "list", view("list"), methods=["GET"])
+    blueprint.add_url_rule("/audit-logs/aggregations", "aggregations", view("aggregations"))
     blueprint.add_url_rule("/audit-logs/export", "export", view("export"), methods=["POST"])
     blueprint.add_url_rule("/audit-logs/<log_id>", "get", view("get"), methods=["GET"])
     blueprint.add_url_rule("/security_logs", "security_logs", view("security_logs"))

@@ -32,6 +32,7 @@ from auditwire.errors import (
     InvalidRecordError,
     RecordNotFoundError,
 )
+from auditwire.listing.charts import aggregate
 from auditwire.listing.export import FORMATS, export, parse_export_request
 from auditwire.listing.openapi import openapi_document
 from auditwire.listing.params import filters_summary, list_records, parse_list_request
@@ -40,9 +41,9 @@ from auditwire.stores.base import Store
 
 __all__ = ["Answer", "AuditLogAPI", "Caller", "Operation", "Recorder"]
 
-#: The API's calls: the list, one record, an export, the billing product's view, the
-#: OpenAPI description (which needs no permission).
-Operation = Literal["list", "get", "export", "security_logs", "openapi"]
+#: The API's calls: the list, one record, the counts for charts, an export, the billing
+#: product's view, the OpenAPI description (which needs no permission).
+Operation = Literal["list", "get", "aggregations", "export", "security_logs", "openapi"]
 #: Records a successful read: ``(action, tenant, metadata)``.
 Recorder = Callable[[str, "str | None", dict[str, Any]], None]
 
@@ -191,6 +192,10 @@ class AuditLogAPI:
                 found = self.store.get(log_id, tenant=tenant)
                 record("audit_log.read", tenant, {"logId": found.id})
                 return Answer(200, {"data": found.to_api()})
+            if operation == "aggregations":
+                data = aggregate(self.store, params or {}, tenant=tenant)
+                record("audit_log.read", tenant, {"filters": filters_summary(params or {})})
+                return Answer(200, data)
             if operation == "export":
                 return self._export(body, tenant, record)
             return self._security_logs(params or {}, tenant, record)

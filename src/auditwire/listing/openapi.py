@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from auditwire.aggregation import INTERVALS, MAX_TOP, TOP_FIELDS
 from auditwire.listing.export import FORMATS
 from auditwire.listing.params import VOCABULARY
 from auditwire.query import MAX_LIMIT
@@ -56,6 +57,14 @@ def _paging_parameters() -> list[dict[str, Any]]:
         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
         {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
         {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "continue after the last record of a page (no total)"},
+    ]  # fmt: skip
+
+
+def _chart_parameters() -> list[dict[str, Any]]:
+    return [
+        {"name": "interval", "in": "query", "schema": {"enum": list(INTERVALS)}, "description": "the timeline's bucket; by default the finest that draws the date range in at most 400"},
+        {"name": "top", "in": "query", "schema": {"type": "array", "items": {"enum": list(TOP_FIELDS)}}, "style": "form", "explode": True, "description": "fields to count the most frequent values of"},
+        {"name": "size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOP}, "description": "how many values of each field (10)"},
     ]  # fmt: skip
 
 
@@ -114,6 +123,23 @@ def openapi_document(prefix: str = "/t/{tenant}/api/v1/admin") -> dict[str, Any]
                             "content": {
                                 "application/json": {
                                     "schema": {"$ref": "#/components/schemas/List"}
+                                }
+                            },
+                        },
+                        **common,
+                    },
+                }
+            },
+            f"{prefix}/audit-logs/aggregations": {
+                "get": {
+                    "summary": "Count audit logs over time and by field, for charts",
+                    "parameters": tenant + _filter_parameters() + _chart_parameters(),
+                    "responses": {
+                        "200": {
+                            "description": "the timeline by outcome and the top values",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Aggregations"}
                                 }
                             },
                         },
@@ -218,6 +244,33 @@ def openapi_document(prefix: str = "/t/{tenant}/api/v1/admin") -> dict[str, Any]
                             "items": {"$ref": "#/components/schemas/AuditRecord"},
                         },
                         "meta": {"type": "object"},
+                    },
+                },
+                "Aggregations": {
+                    "type": "object",
+                    "required": ["data", "meta"],
+                    "properties": {
+                        "data": {
+                            "type": "object",
+                            "required": ["timeline", "top"],
+                            "properties": {
+                                "timeline": {
+                                    "type": "object",
+                                    "properties": {
+                                        "interval": {"enum": list(INTERVALS)},
+                                        "buckets": {
+                                            "type": "array",
+                                            "items": {
+                                                "type": "object",
+                                                "required": ["start", "total", "counts"],
+                                            },
+                                        },
+                                    },
+                                },
+                                "top": {"type": "object"},
+                            },
+                        },
+                        "meta": {"type": "object", "required": ["total"]},
                     },
                 },
                 "Error": {

@@ -38,6 +38,7 @@ __all__ = [
     "ListRequest",
     "filters_summary",
     "list_records",
+    "param_items",
     "parse_list_request",
 ]
 
@@ -82,7 +83,7 @@ class ListRequest:
     cursor: bool
 
 
-def _items(params: Any) -> list[tuple[str, str]]:
+def param_items(params: Any) -> list[tuple[str, str]]:
     """Key/value pairs of query parameters, repeated keys kept: Starlette's ``QueryParams``,
     Werkzeug's ``MultiDict``, Django's ``QueryDict``, a plain mapping of strings or lists, or a
     sequence of pairs."""
@@ -155,7 +156,7 @@ def parse_list_request(
     values: dict[str, list[str]] = {}
     spelling: dict[str, str] = {}
     paging: dict[str, str] = {}
-    for raw_key, raw_value in _items(params):
+    for raw_key, raw_value in param_items(params):
         key = raw_key[:-2] if raw_key.endswith("[]") else raw_key
         if key in ignored:
             continue
@@ -221,7 +222,7 @@ def filters_summary(params: Any) -> dict[str, Any]:
     :data:`SUMMARY_CHARS` characters each; ``"…truncated": true`` says something was cut."""
     summary: dict[str, Any] = {}
     cut = False
-    for key, value in _items(params):
+    for key, value in param_items(params):
         text_key = str(key)[:SUMMARY_CHARS]
         if text_key not in summary and len(summary) >= SUMMARY_KEYS:
             cut = True

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from auditwire.errors import SendError
 
 if TYPE_CHECKING:
+    from auditwire.aggregation import TimeBucket, TopValue
     from auditwire.query import AuditQuery, Page
     from auditwire.record import AuditRecord
     from auditwire.retention import RetentionPolicy, RetentionResult
@@ -74,6 +75,16 @@ class Store(Sink, Protocol):
         ...
 
     def count(self, query: AuditQuery | None = None) -> int: ...
+
+    def timeline(self, query: AuditQuery, interval: str) -> list[TimeBucket]:
+        """The records ``query`` matches counted per ``interval`` bucket (see
+        :mod:`auditwire.aggregation`) by outcome, oldest first, empty buckets left out."""
+        ...
+
+    def top(self, query: AuditQuery, field: str, size: int = 10) -> list[TopValue]:
+        """The ``size`` most frequent values of ``field`` among the records ``query``
+        matches, most first (records without the field left out)."""
+        ...
 
 
 @runtime_checkable

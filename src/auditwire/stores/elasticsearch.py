@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from auditwire._ids import ID_PATTERN
 from auditwire._time import format_timestamp, utcnow
+from auditwire.aggregation import TimeBucket, TopValue
 from auditwire.catalog import EventCatalog
 from auditwire.ecs import SCHEMA_VERSION, from_ecs, to_ecs
 from auditwire.errors import (
@@ -51,7 +52,13 @@ from auditwire.stores.index_template import (
     read_pattern,
     write_index,
 )
-from auditwire.stores.translate import to_elasticsearch
+from auditwire.stores.translate import (
+    from_es_timeline,
+    from_es_top,
+    timeline_to_elasticsearch,
+    to_elasticsearch,
+    top_to_elasticsearch,
+)
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -336,6 +343,14 @@ class ElasticsearchStore:
     def count(self, query: AuditQuery | None = None) -> int:
         body = to_elasticsearch(query if query is not None else AuditQuery())
         return self._api.count(self.read_pattern, body["query"])
+
+    def timeline(self, query: AuditQuery, interval: str) -> list[TimeBucket]:
+        body = timeline_to_elasticsearch(query, interval)
+        return from_es_timeline(self._api.search(self.read_pattern, body))
+
+    def top(self, query: AuditQuery, field: str, size: int = 10) -> list[TopValue]:
+        body = top_to_elasticsearch(query, field, size)
+        return from_es_top(self._api.search(self.read_pattern, body))
 
     def partitions(self) -> dict[str, datetime]:
         """This store's partitions (index name -> start of the period it holds); indices

@@ -19,11 +19,20 @@ from datetime import datetime
 from pathlib import Path
 
 from auditwire._time import format_timestamp, utcnow
+from auditwire.aggregation import TimeBucket, TopValue
 from auditwire.errors import RecordNotFoundError, StoreError
 from auditwire.query import AuditQuery, Page
 from auditwire.record import AuditRecord, flat_fields
 from auditwire.retention import RetentionPolicy, RetentionResult
-from auditwire.stores.translate import SQL_ORDER, ip_key, to_sql
+from auditwire.stores.translate import (
+    SQL_ORDER,
+    from_sql_timeline,
+    from_sql_top,
+    ip_key,
+    timeline_to_sql,
+    to_sql,
+    top_to_sql,
+)
 
 __all__ = ["SCHEMA", "SQLiteStore"]
 
@@ -175,6 +184,18 @@ class SQLiteStore:
                 f"SELECT COUNT(*) FROM audit_records {where}", params
             ).fetchone()
         return int(total)
+
+    def timeline(self, query: AuditQuery, interval: str) -> list[TimeBucket]:
+        sql, params = timeline_to_sql(query, interval)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return from_sql_timeline(rows, interval)
+
+    def top(self, query: AuditQuery, field: str, size: int = 10) -> list[TopValue]:
+        sql, params = top_to_sql(query, field, size)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return from_sql_top(rows, field)
 
     def apply_retention(
         self, policy: RetentionPolicy, *, now: datetime | None = None

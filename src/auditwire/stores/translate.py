@@ -8,21 +8,33 @@ syntax or SQL text.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+from datetime import datetime, timezone
 from typing import Any
 
 from auditwire._time import format_timestamp
+from auditwire.aggregation import TimeBucket, TopValue, check_interval, check_top
 from auditwire.query import AuditQuery
 
 __all__ = [
     "ES_SORT",
     "FIELDS",
     "SQL_ORDER",
+    "TOP_COLUMNS",
     "es_network",
+    "from_es_timeline",
+    "from_es_top",
+    "from_sql_timeline",
+    "from_sql_top",
     "ip_key",
     "ip_key_ranges",
+    "timeline_to_elasticsearch",
+    "timeline_to_sql",
     "to_elasticsearch",
     "to_sql",
+    "top_to_elasticsearch",
+    "top_to_sql",
 ]
 
 #: IPv4 addresses written the IPv6 way (``::ffff:192.0.2.1``). An address is one point
@@ -161,3 +173,149 @@ def ip_key_ranges(network: str) -> list[tuple[str, str]]:
             first, last = max(low, _MAPPED_BASE), min(high, mapped_high)
             ranges.append((_key(4, first - _MAPPED_BASE), _key(4, last - _MAPPED_BASE)))
     return ranges
+
+
+# -- aggregations ---------------------------------------------------------------------------
+
+#: A countable field → (Elasticsearch field, SQL expression). An address is counted by its
+#: 16-byte IPv6 form, as Elasticsearch's ``ip`` type holds it — so both spellings of an IPv4
+#: address are one value, and ties order the same way in both stores.
+_MAPPED_HEX = f"{_MAPPED_BASE:032x}"[:24]
+TOP_COLUMNS: dict[str, tuple[str, str]] = {
+    "action": ("event.action", "action"),
+    "category": ("auditwire.category", "category"),
+    "outcome": ("auditwire.outcome", "outcome"),
+    "actor_id": ("user.id", "actor_id"),
+    "actor_email": ("user.email", "actor_email"),
+    "target_type": ("auditwire.target.type", "target_type"),
+    "target_id": ("auditwire.target.id", "target_id"),
+    "tenant": ("organization.id", "tenant"),
+    "source_ip": (
+        "source.ip",
+        f"CASE WHEN substr(ip_key, 1, 1) = '4' THEN '{_MAPPED_HEX}' || substr(ip_key, 3) "
+        "ELSE substr(ip_key, 3) END",
+    ),
+}
+#: How much of the timestamp text names its bucket (fixed-width ISO 8601, UTC).
+_SQL_BUCKET = {"minute": 16, "hour": 13, "day": 10}
+_ES_INTERVAL = {"minute": "1m", "hour": "1h", "day": "1d"}
+
+
+def _unpaged(query: AuditQuery) -> AuditQuery:
+    """Counts cover every record the query matches, not the page a cursor continues from."""
+    return dataclasses.replace(query, after=None) if query.after is not None else query
+
+
+def timeline_to_elasticsearch(query: AuditQuery, interval: str) -> dict[str, Any]:
+    """A ``date_histogram`` of fixed buckets (epoch-aligned, UTC), each split by outcome."""
+    check_interval(interval)
+    return {
+        "query": to_elasticsearch(_unpaged(query))["query"],
+        "size": 0,
+        "aggs": {
+            "timeline": {
+                "date_histogram": {
+                    "field": "@timestamp",
+                    "fixed_interval": _ES_INTERVAL[interval],
+                    "min_doc_count": 1,
+                },
+                "aggs": {"outcome": {"terms": {"field": "auditwire.outcome", "size": 10}}},
+            }
+        },
+    }
+
+
+def from_es_timeline(response: dict[str, Any]) -> list[TimeBucket]:
+    return [
+        TimeBucket(
+            datetime.fromtimestamp(bucket["key"] / 1000, timezone.utc),
+            {b["key"]: b["doc_count"] for b in bucket["outcome"]["buckets"]},
+        )
+        for bucket in _buckets(response, "timeline")
+    ]
+
+
+def _buckets(response: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """An aggregation's buckets; none when no index exists yet (the cluster then answers
+    without aggregations)."""
+    buckets: list[dict[str, Any]] = (
+        response.get("aggregations", {}).get(name, {}).get("buckets", [])
+    )
+    return buckets
+
+
+def top_to_elasticsearch(query: AuditQuery, field: str, size: int) -> dict[str, Any]:
+    """A ``terms`` aggregation, most frequent first. Each monthly index is a shard, so the
+    shards are asked for many more terms than shown (``shard_size``): the counts are exact
+    unless a month holds more distinct values than that."""
+    check_top(field, size)
+    return {
+        "query": to_elasticsearch(_unpaged(query))["query"],
+        "size": 0,
+        "aggs": {
+            "top": {
+                "terms": {
+                    "field": TOP_COLUMNS[field][0],
+                    "size": size,
+                    "shard_size": max(1000, size * 20),
+                }
+            }
+        },
+    }
+
+
+def from_es_top(response: dict[str, Any]) -> list[TopValue]:
+    return [
+        TopValue(str(bucket["key"]), int(bucket["doc_count"]))
+        for bucket in _buckets(response, "top")
+    ]
+
+
+def timeline_to_sql(query: AuditQuery, interval: str) -> tuple[str, list[Any]]:
+    """``(bucket, outcome, count)`` rows, the bucket as the prefix of the timestamp text."""
+    check_interval(interval)
+    where, params = to_sql(_unpaged(query))
+    width = _SQL_BUCKET[interval]
+    sql = (
+        f"SELECT substr(timestamp, 1, {width}) AS bucket, outcome, COUNT(*) "
+        f"FROM audit_records {where} GROUP BY bucket, outcome ORDER BY bucket"
+    )
+    return sql, params
+
+
+def from_sql_timeline(rows: list[tuple[str, str, int]], interval: str) -> list[TimeBucket]:
+    pad = {"minute": ":00", "hour": ":00:00", "day": "T00:00:00"}[interval]
+    buckets: dict[str, dict[str, int]] = {}
+    for bucket, outcome, count in rows:
+        buckets.setdefault(bucket, {})[outcome] = int(count)
+    return [
+        TimeBucket(datetime.fromisoformat(prefix + pad).replace(tzinfo=timezone.utc), counts)
+        for prefix, counts in buckets.items()
+    ]
+
+
+def top_to_sql(query: AuditQuery, field: str, size: int) -> tuple[str, list[Any]]:
+    """``(value, count)`` rows, most frequent first, ties in Elasticsearch's order."""
+    check_top(field, size)
+    where, params = to_sql(_unpaged(query))
+    column = TOP_COLUMNS[field][1]
+    present = f"{column} IS NOT NULL" if field != "source_ip" else "ip_key IS NOT NULL"
+    where = f"{where} AND {present}" if where else f"WHERE {present}"
+    sql = (
+        f"SELECT {column} AS value, COUNT(*) AS n FROM audit_records {where} "
+        "GROUP BY value ORDER BY n DESC, value LIMIT ?"
+    )
+    return sql, [*params, size]
+
+
+def from_sql_top(rows: list[tuple[str, int]], field: str) -> list[TopValue]:
+    if field != "source_ip":
+        return [TopValue(value, int(count)) for value, count in rows]
+    return [TopValue(_address(value), int(count)) for value, count in rows]
+
+
+def _address(key: str) -> str:
+    """An address from its 16-byte hex form, IPv4 written as IPv4 (as Elasticsearch does)."""
+    if key.startswith(_MAPPED_HEX):
+        return str(ipaddress.IPv4Address(int(key[24:], 16)))
+    return str(ipaddress.IPv6Address(int(key, 16)))
