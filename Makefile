@@ -8,8 +8,11 @@ STAMP  := $(VENV)/.installed-stamp
 # The same, with the Elasticsearch 8 client: Elastic's clients speak their own major version.
 ES8_VENV  := .venv-es8
 ES8_STAMP := $(ES8_VENV)/.installed-stamp
+# The browser tests' accessibility rules: axe-core, from npm.
+AXE_VERSION := 4.11.0
+AXE         := build/node/node_modules/axe-core/axe.min.js
 
-.PHONY: demo test test-es8 lint typecheck docs unit engine bench clean
+.PHONY: demo test test-es8 lint typecheck docs unit engine bench browser clean
 
 $(STAMP): pyproject.toml LICENSE
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +33,8 @@ demo: $(STAMP)
 ## make test: lint (style and the import contracts), type-check, build the documentation site
 ## strictly, the whole suite (every example of the README and the site included) against the
 ## real Elasticsearch 9 and OpenSearch it starts, then the Elasticsearch tests again with the
-## 8.x client against Elasticsearch 8
-test: lint typecheck docs
+## 8.x client against Elasticsearch 8; the viewer's tests drive a real Chromium
+test: lint typecheck docs browser
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-es8
 
@@ -46,6 +49,21 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## make browser: what the viewer's browser tests drive — Debian's Chromium (installed when
+## missing, as root; the tests fail without it) and axe-core from npm
+browser: $(AXE)
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends chromium; \
+	  else \
+	    echo "the browser tests need Debian's chromium package: apt-get install chromium" >&2; \
+	    exit 1; \
+	  fi; }
+
+$(AXE):
+	npm install --prefix build/node --no-audit --no-fund --no-save axe-core@$(AXE_VERSION)
 
 ## make docs: build the documentation site (docs/, mkdocs.yml) into build/site, warnings as errors
 docs: $(STAMP)

@@ -3,13 +3,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 import auditwire
 from auditwire import Actor, AuditLog
 from auditwire.cli import main
+from tests.support.servers import free_port
 
 
 @pytest.fixture
@@ -109,3 +115,40 @@ def test_the_readme_the_cli_and_auditlog_share_one_default_database(
     root = Path(__file__).resolve().parents[1]
     for page in [root / "README.md", *(root / "docs").rglob("*.md")]:
         assert "sqlite:///audit.db" not in page.read_text(), page
+
+
+def test_serve_runs_the_viewer_for_this_machine(store_url: str, tmp_path: Path) -> None:
+    """``auditwire serve``: the viewer of every tenant on a loopback address, its reads
+    recorded as the viewer's; SIGTERM stops it cleanly."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "auditwire.cli", "serve", "--store", store_url, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline() == f"Viewer: http://127.0.0.1:{port}/viewer\n"
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for _ in range(100):
+                try:
+                    page = client.get("/", follow_redirects=True)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            assert page.status_code == 200 and page.url.path == "/viewer"
+            assert page.text.count("<tr data-id") == 12
+            listed = client.get("/audit-logs", params={"action": "login_failed"}).json()
+            assert listed["meta"]["total"] == 4
+    finally:
+        server.send_signal(signal.SIGTERM)
+        stopped = server.wait(timeout=30)
+        errors = server.stderr.read() if server.stderr else ""
+        for stream in (server.stdout, server.stderr):
+            if stream is not None:
+                stream.close()
+    assert stopped in (0, -signal.SIGTERM), errors
+    with AuditLog(store_url) as log:
+        reads = log.search(actions=["audit_log.read"])
+    assert [(r.actor.type, r.actor.id) for r in reads] == [("system", "auditwire-viewer")] * 2

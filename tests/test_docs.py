@@ -3,11 +3,15 @@ with warnings as errors, and the demo runs."""
 
 from __future__ import annotations
 
+import queue
 import re
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 from elasticsearch import Elasticsearch
 
@@ -70,17 +74,41 @@ def test_examples_are_found_on_the_pages() -> None:
     assert ES_BLOCKS
 
 
-def test_demo_records_and_reads_back(tmp_path: Path) -> None:
-    db = tmp_path / "demo.db"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "demo.py"), str(db)],
-        capture_output=True,
+def test_demo_serves_the_viewer_of_a_morning_lived_over_http(tmp_path: Path) -> None:
+    """``make demo``: the morning recorded through the middleware, the viewer's line printed on
+    its own, the page listing the spoofed request under its real peer; Ctrl-C stops it."""
+    demo = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "demo.py"), "--db", str(tmp_path / "demo.db")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        check=True,
     )
-    out = done.stdout
-    assert f"recorded 12 audit events in {db}" in out
-    assert "Failed logins (2)" in out
-    assert "bob@acme.test's role was edited to Finance by alice@acme.test" in out
-    assert "sk_live" not in out
-    assert "hunter2" not in out
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in demo.stdout or ():
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    printed: list[str] = []
+    try:
+        while not printed or not printed[-1].startswith("Viewer: "):
+            printed.append(lines.get(timeout=60).rstrip("\n"))
+        url = printed[-1].removeprefix("Viewer: ")
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/admin/viewer", url), printed
+        assert any(line.startswith("Recorded 14 audit events") for line in printed), printed
+        page = httpx.get(url, timeout=30)
+        assert page.status_code == 200
+        rows = re.findall(r"<tr data-id.*?</tr>", page.text, flags=re.S)
+        spoofed = [row for row in rows if "127.0.0.66" in row]  # the peer, not its claim
+        assert len(spoofed) == 1 and "login_failed" in spoofed[0]
+        assert "10.0.0.1" not in page.text
+        assert sum("198.51.100.7" in row for row in rows) >= 4  # Bob, through the trusted proxy
+        assert sum("login_failed" in row for row in rows) == 6
+    finally:
+        demo.send_signal(signal.SIGINT)
+        stopped = demo.wait(timeout=30)
+        if demo.stdout is not None:
+            demo.stdout.close()
+    # uvicorn shuts down cleanly, then re-raises the signal, as a shell expects of Ctrl-C.
+    assert stopped in (0, -signal.SIGINT), printed

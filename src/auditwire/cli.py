@@ -1,4 +1,5 @@
-"""The ``auditwire`` command: the event catalog, the index template, querying and exporting.
+"""The ``auditwire`` command: the event catalog, the index template, querying, exporting,
+retention and the viewer (``serve``).
 
 Uses only the standard library's argparse, so the command works in every installation; the
 subcommands that talk to Elasticsearch need the ``elasticsearch`` extra and say so if missing.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import ipaddress
 import json
 import os
 import sys
@@ -17,7 +19,7 @@ from typing import TextIO
 
 from auditwire._version import VERSION
 from auditwire.catalog import EventCatalog
-from auditwire.errors import AuditwireError, InvalidQueryError, StoreError
+from auditwire.errors import AuditwireError, InvalidQueryError, MissingDependencyError, StoreError
 from auditwire.listing.export import CSV_COLUMNS, FORMATS, csv_row, export
 from auditwire.listing.params import list_records, parse_list_request
 from auditwire.record import AuditRecord
@@ -171,6 +173,36 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    """The viewer for one operator: no authentication, so a loopback address by default."""
+    try:
+        import uvicorn
+
+        from auditwire.web import viewer_app
+    except ImportError:
+        raise MissingDependencyError("auditwire serve", "serve") from None
+    from auditwire.audit_log import AuditLog
+
+    log = AuditLog(open_store(args.store, connection=_connection(args)), tenant=args.tenant)
+    if not ipaddress.ip_address(_host_address(args.host)).is_loopback:
+        print(
+            f"auditwire: warning: {args.host} is reachable from other machines, and the viewer "
+            "has no authentication of its own",
+            file=sys.stderr,
+        )
+    out.write(f"Viewer: http://{args.host}:{args.port}/viewer\n")
+    out.flush()
+    try:
+        uvicorn.run(viewer_app(log), host=args.host, port=args.port, log_level="warning")
+    finally:
+        log.close()
+    return 0
+
+
+def _host_address(host: str) -> str:
+    return "127.0.0.1" if host == "localhost" else host.strip("[]")
+
+
 def _retention(args: argparse.Namespace, out: TextIO) -> int:
     tenants = {}
     for pair in args.tenant:
@@ -261,6 +293,15 @@ def parser() -> argparse.ArgumentParser:
         "--tenant", action="append", default=[], help="TENANT=AGE, a tenant's own age (repeat)"
     )
     retention.set_defaults(run=_retention)
+
+    serve = commands.add_parser(
+        "serve", help="serve the viewer and the API on this machine", parents=[cluster]
+    )
+    serve.add_argument("--store", help="store URL (default $AUDITWIRE_STORE or auditwire.db)")
+    serve.add_argument("--tenant", help="only this tenant's records")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    serve.set_defaults(run=_serve)
     return root
 
 

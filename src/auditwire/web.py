@@ -10,7 +10,9 @@
 - ``POST /audit-logs/export`` — ``{"format": "csv"|"json"|"ndjson", "filters": {...}}``, a
   streamed file of everything the filters match;
 - ``GET /security_logs`` — the billing product's view: its field names and pagination;
-- ``GET /openapi.json`` — the OpenAPI description of these routes.
+- ``GET /openapi.json`` — the OpenAPI description of these routes;
+- ``GET /viewer``, ``/viewer/{log_id}``, ``/viewer/export`` — the viewer's pages
+  (:mod:`auditwire.listing.viewer`), under the same rules.
 
 Who may read is decided twice. ``permission(request)`` says whether the caller may read audit
 logs at all: by default an authenticated caller with the ``admin`` role or the
@@ -62,6 +64,7 @@ __all__ = [
     "default_permission",
     "read_recorder",
     "user_tenant",
+    "viewer_app",
 ]
 
 logger = logging.getLogger("auditwire")
@@ -182,7 +185,7 @@ def audit_log_routes(
     the OpenAPI description (``openapi.json``) states it."""
     try:
         from starlette.concurrency import run_in_threadpool
-        from starlette.responses import JSONResponse, StreamingResponse
+        from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
         from starlette.routing import Route
     except ImportError:
         raise MissingDependencyError("auditwire.web", "web") from None
@@ -218,6 +221,8 @@ def audit_log_routes(
             )
             if isinstance(answered.body, Mapping):
                 return JSONResponse(answered.body, answered.status, headers=answered.headers)
+            if isinstance(answered.body, str):
+                return HTMLResponse(answered.body, answered.status, headers=answered.headers)
             return StreamingResponse(  # a plain iterator: Starlette reads it in a worker thread
                 answered.body,
                 answered.status,
@@ -234,4 +239,36 @@ def audit_log_routes(
         Route("/audit-logs/export", endpoint("export"), methods=["POST"]),
         Route("/audit-logs/{log_id}", endpoint("get"), methods=["GET"]),
         Route("/security_logs", endpoint("security_logs"), methods=["GET"]),
+        Route("/viewer", endpoint("viewer"), methods=["GET"]),
+        Route("/viewer/export", endpoint("viewer_export"), methods=["GET"]),
+        Route("/viewer/{log_id}", endpoint("viewer_record"), methods=["GET"]),
     ]
+
+
+#: Who reads through a standalone viewer, in the records of its reads.
+STANDALONE_READER = Actor(type="system", id="auditwire-viewer", name="auditwire viewer")
+
+
+def viewer_app(audit_log: AuditLog) -> Any:
+    """A Starlette app serving the viewer and the API at its root, for one operator on this
+    machine (``auditwire serve``, ``make demo``): it has no authentication of its own, so
+    every caller reads every record of the log (or of its tenant, for a log bound to one).
+    Serve it on a loopback address, or put it behind authentication."""
+    try:
+        from starlette.applications import Starlette
+        from starlette.responses import RedirectResponse
+        from starlette.routing import Mount, Route
+    except ImportError:
+        raise MissingDependencyError("auditwire.web", "web") from None
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("viewer")
+
+    routes = audit_log_routes(
+        audit_log,
+        permission=lambda request: True,
+        tenant_of=lambda request: None,
+        mounted_at="",
+        caller_of=lambda request: STANDALONE_READER,
+    )
+    return Starlette(routes=[Route("/", home), Mount("", routes=routes)])

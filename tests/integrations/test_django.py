@@ -176,3 +176,16 @@ async def test_the_audit_log_api_under_asgi(root: User) -> None:
     (read,) = await _recorded(before)
     assert (read.action, read.tenant, read.actor.id) == ("audit_log.read", "acme", str(root.pk))
     assert read.request is not None and read.request.route == "/t/<str:tenant>/audit/audit-logs"
+
+
+def test_the_viewer_in_the_urlconf(root: User) -> None:
+    seeded = settings.AUDIT_LOG.record("login", tenant="acme", actor={"email": "bob@acme.test"})
+    client = Client()
+    assert client.get("/t/acme/audit/viewer").status_code == 403
+    client.force_login(root)
+    page = client.get("/t/acme/audit/viewer")
+    assert page.status_code == 200 and page["content-type"].startswith("text/html")
+    assert f'data-id="{seeded.id}"' in page.content.decode()
+    assert b"bob@acme.test" in client.get(f"/t/acme/audit/viewer/{seeded.id}").content
+    exported = client.get("/t/acme/audit/viewer/export", {"format": "csv", "range": "all"})
+    assert seeded.id in b"".join(exported.streaming_content).decode()

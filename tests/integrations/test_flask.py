@@ -151,3 +151,24 @@ def test_the_audit_log_api_as_a_blueprint(log: AuditLog) -> None:
     (export_record,) = [r for r in records(log) if r.action == "export.created"]
     assert export_record.actor == Actor(type="user", id="ada", email="ada@acme.test", name="Ada")
     assert export_record.metadata == {"format": "ndjson", "filters": {"action": "login"}}
+
+
+def test_the_viewer_in_the_blueprint(log: AuditLog) -> None:
+    """The viewer's pages come with the blueprint, under the same rules."""
+    seeded = log.record("login", tenant="acme", actor={"email": "bob@acme.test"})
+    app = create_app(log)
+    app.register_blueprint(
+        audit_log_blueprint(log, permission=lambda request: current_user.is_authenticated),
+        url_prefix="/t/<tenant>/admin",
+    )
+    client = app.test_client()
+    assert client.get("/t/acme/admin/viewer", buffered=True).status_code == 403
+    client.post("/login", data={"user": "ada"}, buffered=True)
+    page = client.get("/t/acme/admin/viewer", buffered=True)
+    assert page.status_code == 200 and page.content_type.startswith("text/html")
+    assert f'data-id="{seeded.id}"' in page.text
+    detail = client.get(f"/t/acme/admin/viewer/{seeded.id}", buffered=True)
+    assert "bob@acme.test" in detail.text
+    exported = client.get("/t/acme/admin/viewer/export?format=ndjson&range=all", buffered=True)
+    assert seeded.id in exported.text
+    assert client.get("/t/globex/admin/viewer", buffered=True).status_code == 403

@@ -118,7 +118,7 @@ def audit_log_urls(
     records of reads (by default ``request.user``). The export is a ``POST``: Django's CSRF
     protection applies to it as to any form."""
     try:
-        from django.http import JsonResponse, StreamingHttpResponse
+        from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
         from django.urls import path
         from django.views.decorators.http import require_http_methods
     except ImportError:
@@ -152,6 +152,10 @@ def audit_log_urls(
             )
             if isinstance(answered.body, Mapping):
                 response: Any = JsonResponse(dict(answered.body), status=answered.status)
+            elif isinstance(answered.body, str):
+                response = HttpResponse(
+                    answered.body, status=answered.status, content_type=answered.media_type
+                )
             else:
                 response = StreamingHttpResponse(
                     answered.body, status=answered.status, content_type=answered.media_type
@@ -174,6 +178,9 @@ def audit_log_urls(
         path("audit-logs/export", view("export", "POST"), name="auditwire-export"),
         path("audit-logs/<str:log_id>", view("get", "GET"), name="auditwire-audit-log"),
         path("security_logs", view("security_logs", "GET"), name="auditwire-security-logs"),
+        path("viewer", view("viewer", "GET"), name="auditwire-viewer"),
+        path("viewer/export", view("viewer_export", "GET"), name="auditwire-viewer-export"),
+        path("viewer/<str:log_id>", view("viewer_record", "GET"), name="auditwire-viewer-record"),
     ]
 
 

@@ -127,7 +127,7 @@ def audit_log_blueprint(
             )
             if isinstance(answered.body, Mapping):
                 response = jsonify(answered.body)
-            else:
+            else:  # a page, or an export's chunks
                 response = Response(answered.body, content_type=answered.media_type)
             response.status_code = answered.status
             response.headers.update(answered.headers)
@@ -142,6 +142,9 @@ def audit_log_blueprint(
     blueprint.add_url_rule("/audit-logs/export", "export", view("export"), methods=["POST"])
     blueprint.add_url_rule("/audit-logs/<log_id>", "get", view("get"), methods=["GET"])
     blueprint.add_url_rule("/security_logs", "security_logs", view("security_logs"))
+    blueprint.add_url_rule("/viewer", "viewer", view("viewer"))
+    blueprint.add_url_rule("/viewer/export", "viewer_export", view("viewer_export"))
+    blueprint.add_url_rule("/viewer/<log_id>", "viewer_record", view("viewer_record"))
     return blueprint
 
 

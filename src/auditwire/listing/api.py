@@ -36,14 +36,29 @@ from auditwire.listing.charts import aggregate
 from auditwire.listing.export import FORMATS, export, parse_export_request
 from auditwire.listing.openapi import openapi_document
 from auditwire.listing.params import filters_summary, list_records, parse_list_request
+from auditwire.listing.viewer import Viewer, viewer_filters
 from auditwire.record import MAX_TEXT, AuditRecord, check_text
 from auditwire.stores.base import Store
 
-__all__ = ["Answer", "AuditLogAPI", "Caller", "Operation", "Recorder"]
+__all__ = ["VIEWER_OPERATIONS", "Answer", "AuditLogAPI", "Caller", "Operation", "Recorder"]
+
+HTML = "text/html; charset=utf-8"
 
 #: The API's calls: the list, one record, the counts for charts, an export, the billing
-#: product's view, the OpenAPI description (which needs no permission).
-Operation = Literal["list", "get", "aggregations", "export", "security_logs", "openapi"]
+#: product's view, the OpenAPI description (which needs no permission); and the viewer's
+#: pages (:mod:`auditwire.listing.viewer`): the list, one record, an export.
+Operation = Literal[
+    "list",
+    "get",
+    "aggregations",
+    "export",
+    "security_logs",
+    "openapi",
+    "viewer",
+    "viewer_record",
+    "viewer_export",
+]
+VIEWER_OPERATIONS = frozenset({"viewer", "viewer_record", "viewer_export"})
 #: Records a successful read: ``(action, tenant, metadata)``.
 Recorder = Callable[[str, "str | None", dict[str, Any]], None]
 
@@ -84,10 +99,11 @@ class Caller:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A response for the door to send: JSON data, or a stream of text chunks (an export)."""
+    """A response for the door to send: JSON data, a page, or a stream of text chunks (an
+    export)."""
 
     status: int
-    body: Mapping[str, Any] | Iterator[str]
+    body: Mapping[str, Any] | str | Iterator[str]
     media_type: str = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -141,6 +157,14 @@ class AuditLogAPI:
         self.store = store
         self.bound_tenant = bound_tenant
         self.description = openapi_document(mounted_at)
+        self._viewer: Viewer | None = None
+
+    @property
+    def viewer(self) -> Viewer:
+        """The viewer's pages, made on first use (they need Jinja2, the API does not)."""
+        if self._viewer is None:
+            self._viewer = Viewer(self.store)
+        return self._viewer
 
     def tenant_for(self, caller: Caller, url_tenant: str | None) -> str | None:
         """The tenant this call reads, once the caller may read it (else
@@ -180,10 +204,13 @@ class AuditLogAPI:
         ``body`` is an export's request body."""
         if operation == "openapi":
             return Answer(200, self.description)
+        page = operation in VIEWER_OPERATIONS
         if not caller.permitted:
-            return _error(403, "forbidden", FORBIDDEN)
+            return self._error(page, 403, "forbidden", FORBIDDEN)
         try:
             tenant = self.tenant_for(caller, url_tenant)
+            if page:
+                return self._page(operation, tenant, record, params or {}, log_id)
             if operation == "list":
                 data = list_records(self.store, params or {}, tenant=tenant)
                 record("audit_log.read", tenant, {"filters": filters_summary(params or {})})
@@ -200,11 +227,43 @@ class AuditLogAPI:
                 return self._export(body, tenant, record)
             return self._security_logs(params or {}, tenant, record)
         except AccessDeniedError as exc:
-            return _error(403, "forbidden_tenant", str(exc))
+            return self._error(page, 403, "forbidden_tenant", str(exc))
         except InvalidQueryError as exc:
-            return _error(400, "invalid_parameter", str(exc), parameter=exc.parameter)
+            return self._error(page, 400, "invalid_parameter", str(exc), parameter=exc.parameter)
         except RecordNotFoundError as exc:
-            return _error(404, "not_found", str(exc))
+            return self._error(page, 404, "not_found", str(exc))
+
+    def _error(self, page: bool, status: int, code: str, message: str, **extra: Any) -> Answer:
+        """An error as JSON, or as a page for the viewer's calls."""
+        if page:
+            return Answer(status, self.viewer.error_page(status, message), media_type=HTML)
+        return _error(status, code, message, **extra)
+
+    def _page(
+        self, operation: Operation, tenant: str | None, record: Recorder, params: Any, log_id: str
+    ) -> Answer:
+        viewer = self.viewer
+        if operation == "viewer_record":
+            found = self.store.get(log_id, tenant=tenant)
+            record("audit_log.read", tenant, {"logId": found.id})
+            return Answer(200, viewer.record_page(found), media_type=HTML)
+        if operation == "viewer_export":
+            chosen, chunks, _ = viewer.download(params, tenant=tenant)
+            record(
+                "export.created",
+                tenant,
+                {"format": chosen, "filters": filters_summary(viewer_filters(params))},
+            )
+            return Answer(
+                200,
+                chunks,
+                media_type=FORMATS[chosen],
+                headers={"content-disposition": f'attachment; filename="audit-logs.{chosen}"'},
+            )
+        status, html = viewer.page(params, tenant=tenant)
+        if status == 200:
+            record("audit_log.read", tenant, {"filters": filters_summary(viewer_filters(params))})
+        return Answer(status, html, media_type=HTML)
 
     def _export(self, body: bytes, tenant: str | None, record: Recorder) -> Answer:
         wanted = parse_export_request(body, tenant=tenant)
