@@ -22,10 +22,12 @@ quick range relative to now, and without any date the list shows the last 7 days
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -51,6 +53,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_RANGE", "PAGE_SIZE", "QUICK_RANGES", "Viewer", "ViewerPage", "viewer_filters"]
 
 PAGE_SIZE = 20
+#: The timeline's drawing, in SVG units (it scales to its box).
+CHART_WIDTH = 600
+CHART_HEIGHT = 150
 #: Quick ranges, relative to now (``all``: no bound).
 QUICK_RANGES: dict[str, timedelta | None] = {
     "1h": timedelta(hours=1),
@@ -92,7 +97,7 @@ def viewer_filters(params: Any) -> list[tuple[str, str]]:
     ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Chart:
     """One chart's data, for the template: a timeline or a list of top values."""
 
@@ -102,8 +107,36 @@ class Chart:
     interval: str = ""
     values: Sequence[TopValue] = ()
 
-    @property
+    @cached_property
+    def bars(self) -> str:
+        """A timeline's stacked bars as SVG ``<rect>`` elements in the drawing's units
+        (:data:`CHART_WIDTH` by :data:`CHART_HEIGHT`), each titled with its bucket and count.
+        Drawn here, as one string of numbers and escaped titles, rather than in the template,
+        where the arithmetic and escaping of a few hundred bars cost ten times more."""
+        if not self.buckets or not self.most:
+            return ""
+        step = CHART_WIDTH / len(self.buckets)
+        scale = (CHART_HEIGHT - 5) / self.most
+        rects = []
+        for n, bucket in enumerate(self.buckets):
+            top = float(CHART_HEIGHT)
+            for outcome in OUTCOMES:
+                count = bucket.counts.get(outcome, 0)
+                if count:
+                    height = count * scale
+                    top -= height
+                    title = html.escape(f"{_when(bucket.start)}: {count} {outcome}")
+                    rects.append(
+                        f'<rect x="{n * step + step * 0.1:.2f}" y="{top:.2f}" '
+                        f'width="{step * 0.8:.2f}" height="{height:.2f}" '
+                        f'fill="url(#{self.key}-{outcome})" stroke="#1b1f24" '
+                        f'stroke-width=".3"><title>{title}</title></rect>'
+                    )
+        return "\n".join(rects)
+
+    @cached_property
     def most(self) -> int:
+        """The largest count, the chart's scale (read once per bar: computed once)."""
         if self.buckets:
             return max((b.total for b in self.buckets), default=0)
         return max((v.count for v in self.values), default=0)
@@ -138,7 +171,12 @@ class Viewer:
         )
         self._env.filters["when"] = _when
         self._env.globals.update(
-            outcomes=OUTCOMES, signs=_OUTCOME_SIGNS, ranges=_RANGE_NAMES, fields=_FIELDS
+            outcomes=OUTCOMES,
+            signs=_OUTCOME_SIGNS,
+            ranges=_RANGE_NAMES,
+            fields=_FIELDS,
+            chart_width=CHART_WIDTH,
+            chart_height=CHART_HEIGHT,
         )
 
     # -- the list ---------------------------------------------------------------------------
