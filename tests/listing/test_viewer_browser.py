@@ -133,8 +133,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    # bypass_csp: axe-core is injected into pages whose policy allows no script at all.
     context = browser.new_context(
-        extra_http_headers=ADMIN, viewport={"width": 1400, "height": 1000}
+        extra_http_headers=ADMIN, viewport={"width": 1400, "height": 1000}, bypass_csp=True
     )
     opened = context.new_page()
     yield opened
@@ -180,8 +181,9 @@ def test_the_list_shows_what_the_middleware_recorded(
     base, log = served
     assert log.flush(10)  # the reads of earlier pages are recorded too: count them in
     expected = [r.id for r in store_of(log).search(AuditQuery(tenant="acme", limit=20))]
-    page.goto(viewer(base))
+    answer = page.goto(viewer(base))
     assert shown_ids(page) == expected
+    assert answer is not None and "default-src 'none'" in answer.headers["content-security-policy"]
     blocked = page.locator("tr[data-id]", has_text="user_blocked")
     assert blocked.count() == 2
     assert "admin@acme.test" in blocked.first.inner_text()
@@ -403,10 +405,33 @@ def test_without_permission_or_for_another_tenant_the_page_is_refused(
 ) -> None:
     base, _ = served
     for headers, status in [({}, 403), ({"x-role": "admin", "x-tenant": "globex"}, 403)]:
-        context = browser.new_context(extra_http_headers=headers)
+        context = browser.new_context(extra_http_headers=headers, bypass_csp=True)
         opened = context.new_page()
         answer = opened.goto(viewer(base))
         assert answer is not None and answer.status == status
         assert opened.locator("[role=alert]").count() == 1
         no_axe_violations(opened)
         context.close()
+
+
+def test_the_pages_fetch_nothing_and_break_no_policy_of_their_own(
+    served: tuple[str, AuditLog], browser: Browser
+) -> None:
+    """Under their own content security policy (no script, inline styles and images only),
+    the pages load no other resource and the browser reports no violation."""
+    base, _ = served
+    context = browser.new_context(extra_http_headers=ADMIN)
+    opened = context.new_page()
+    complaints: list[str] = []
+    opened.on("console", lambda message: complaints.append(message.text))
+    requested: list[str] = []
+    opened.on("request", lambda request: requested.append(request.url))
+    opened.goto(viewer(base, "range=all"))
+    record_id = shown_ids(opened)[0]
+    opened.goto(viewer(base).replace("/viewer", f"/viewer/{record_id}"))
+    context.close()
+    assert complaints == []
+    assert [urlsplit(url).path for url in requested] == [
+        "/t/acme/admin/viewer",
+        f"/t/acme/admin/viewer/{record_id}",
+    ]

@@ -43,6 +43,14 @@ from auditwire.stores.base import Store
 __all__ = ["VIEWER_OPERATIONS", "Answer", "AuditLogAPI", "Caller", "Operation", "Recorder"]
 
 HTML = "text/html; charset=utf-8"
+#: The viewer's pages load nothing: no script at all, their own inline styles, no image but
+#: inline ones, forms only to themselves, and no framing by another site.
+PAGE_HEADERS = {
+    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
 
 #: The API's calls: the list, one record, the counts for charts, an export, the billing
 #: product's view, the OpenAPI description (which needs no permission); and the viewer's
@@ -236,7 +244,8 @@ class AuditLogAPI:
     def _error(self, page: bool, status: int, code: str, message: str, **extra: Any) -> Answer:
         """An error as JSON, or as a page for the viewer's calls."""
         if page:
-            return Answer(status, self.viewer.error_page(status, message), media_type=HTML)
+            page_html = self.viewer.error_page(status, message)
+            return Answer(status, page_html, media_type=HTML, headers=PAGE_HEADERS)
         return _error(status, code, message, **extra)
 
     def _page(
@@ -246,7 +255,7 @@ class AuditLogAPI:
         if operation == "viewer_record":
             found = self.store.get(log_id, tenant=tenant)
             record("audit_log.read", tenant, {"logId": found.id})
-            return Answer(200, viewer.record_page(found), media_type=HTML)
+            return Answer(200, viewer.record_page(found), media_type=HTML, headers=PAGE_HEADERS)
         if operation == "viewer_export":
             chosen, chunks, _ = viewer.download(params, tenant=tenant)
             record(
@@ -263,7 +272,7 @@ class AuditLogAPI:
         status, html = viewer.page(params, tenant=tenant)
         if status == 200:
             record("audit_log.read", tenant, {"filters": filters_summary(viewer_filters(params))})
-        return Answer(status, html, media_type=HTML)
+        return Answer(status, html, media_type=HTML, headers=PAGE_HEADERS)
 
     def _export(self, body: bytes, tenant: str | None, record: Recorder) -> Answer:
         wanted = parse_export_request(body, tenant=tenant)
