@@ -52,6 +52,7 @@ TOP_FIELDS = (
     "target_id",
     "tenant",
     "source_ip",
+    "http_status",
 )
 MAX_TOP = 100
 #: The most buckets a chart draws; :func:`interval_for` picks the finest interval within it.

@@ -1,5 +1,5 @@
 """The ``auditwire`` command: the event catalog, the index template, querying, exporting,
-retention and the viewer (``serve``).
+retention, the dashboards' saved objects and the viewer (``serve``).
 
 Uses only the standard library's argparse, so the command works in every installation; the
 subcommands that talk to Elasticsearch need the ``elasticsearch`` extra and say so if missing.
@@ -19,6 +19,7 @@ from typing import TextIO
 
 from auditwire._version import VERSION
 from auditwire.catalog import EventCatalog
+from auditwire.dashboards import TARGETS, saved_objects, to_ndjson
 from auditwire.errors import AuditwireError, InvalidQueryError, MissingDependencyError, StoreError
 from auditwire.listing.export import CSV_COLUMNS, FORMATS, csv_row, export
 from auditwire.listing.params import list_records, parse_list_request
@@ -173,6 +174,16 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _dashboards_export(args: argparse.Namespace, out: TextIO) -> int:
+    text = to_ndjson(saved_objects(args.target, args.prefix))
+    if args.output == "-":
+        out.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as file:
+            file.write(text)
+    return 0
+
+
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
     """The viewer for one operator: no authentication, so a loopback address by default."""
     try:
@@ -293,6 +304,18 @@ def parser() -> argparse.ArgumentParser:
         "--tenant", action="append", default=[], help="TENANT=AGE, a tenant's own age (repeat)"
     )
     retention.set_defaults(run=_retention)
+
+    dashboards = commands.add_parser("dashboards", help="Kibana and OpenSearch Dashboards content")
+    dashboard_commands = dashboards.add_subparsers(dest="dashboards_command", required=True)
+    dashboards_export = dashboard_commands.add_parser(
+        "export", help="write the saved objects (NDJSON) for the import API"
+    )
+    dashboards_export.add_argument("--target", choices=TARGETS, required=True)
+    dashboards_export.add_argument(
+        "--prefix", default=DEFAULT_PREFIX, help="the store's index prefix (auditwire-events)"
+    )
+    dashboards_export.add_argument("-o", "--output", default="-", help="file (default stdout)")
+    dashboards_export.set_defaults(run=_dashboards_export)
 
     serve = commands.add_parser(
         "serve", help="serve the viewer and the API on this machine", parents=[cluster]

@@ -190,6 +190,8 @@ TOP_COLUMNS: dict[str, tuple[str, str]] = {
     "target_type": ("auditwire.target.type", "target_type"),
     "target_id": ("auditwire.target.id", "target_id"),
     "tenant": ("organization.id", "tenant"),
+    # Not a column: read from the record, which only the charts of requests ask for.
+    "http_status": ("http.response.status_code", "json_extract(record, '$.request.status')"),
     "source_ip": (
         "source.ip",
         f"CASE WHEN substr(ip_key, 1, 1) = '4' THEN '{_MAPPED_HEX}' || substr(ip_key, 3) "
@@ -314,7 +316,7 @@ def top_to_sql(query: AuditQuery, field: str, size: int) -> tuple[str, list[Any]
 
 def from_sql_top(rows: list[tuple[str, int]], field: str) -> list[TopValue]:
     if field != "source_ip":
-        return [TopValue(value, int(count)) for value, count in rows]
+        return [TopValue(str(value), int(count)) for value, count in rows]
     return [TopValue(_address(value), int(count)) for value, count in rows]
 
 
