@@ -26,7 +26,8 @@ $(ES8_STAMP): pyproject.toml LICENSE
 	$(ES8_VENV)/bin/python -m pip install --quiet -e '.[dev]' 'elasticsearch[async]>=8.19,<9'
 	touch $(ES8_STAMP)
 
-## make demo: record a realistic mix of events in the embedded store and query them back
+## make demo: an audited app lives a morning over HTTP on the embedded store, then serves the
+## viewer (its address printed on a line of its own; Ctrl-C stops it)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 

@@ -10,10 +10,9 @@ Kibana migrates them forward on import.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from auditwire.dashboards.panels import DASHBOARDS, DATASET, DATASET_FIELD, Dashboard, Panel
+from auditwire.dashboards.panels import DASHBOARDS, Dashboard, Panel, dataset_filter, encoded
 
 __all__ = ["DATA_VIEW_ID", "MIGRATION", "kibana_objects"]
 
@@ -36,10 +35,6 @@ _COUNT = {
     "sourceField": "___records___",
     "params": {"emptyAsNull": True},
 }
-
-
-def _encoded(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 def _terms(field: str, size: int, label: str) -> dict[str, Any]:
@@ -181,7 +176,7 @@ def _search(dashboard: Dashboard, panel: Panel) -> dict[str, Any]:
             "columns": list(panel.columns),
             "sort": [["@timestamp", "desc"]],
             "kibanaSavedObjectMeta": {
-                "searchSourceJSON": _encoded(
+                "searchSourceJSON": encoded(
                     {
                         "query": {"query": panel.query, "language": "kuery"},
                         "filter": [],
@@ -205,13 +200,9 @@ def _search(dashboard: Dashboard, panel: Panel) -> dict[str, Any]:
 def _dashboard(dashboard: Dashboard) -> dict[str, Any]:
     panels: list[dict[str, Any]] = []
     references: list[dict[str, str]] = []
-    x = y = row = 0
-    for n, panel in enumerate(dashboard.panels, 1):
-        if x + panel.width > 48:
-            x, y, row = 0, y + row, 0
+    for n, (panel, place) in enumerate(zip(dashboard.panels, dashboard.grid(), strict=True), 1):
         index = f"panel-{n}"
-        grid = {"x": x, "y": y, "w": panel.width, "h": panel.height, "i": index}
-        x, row = x + panel.width, max(row, panel.height)
+        grid = {**place, "i": index}
         entry: dict[str, Any] = {"panelIndex": index, "gridData": grid, "title": panel.title}
         if panel.chart == "markdown":
             entry.update(type="visualization", embeddableConfig=_markdown(panel))
@@ -230,35 +221,25 @@ def _dashboard(dashboard: Dashboard) -> dict[str, Any]:
         panels.append(entry)
     filter_ref = "kibanaSavedObjectMeta.searchSourceJSON.filter[0].meta.index"
     references.append({"type": "index-pattern", "id": DATA_VIEW_ID, "name": filter_ref})
-    package_filter = {
-        "meta": {
-            "key": DATASET_FIELD,
-            "type": "phrase",
-            "params": {"query": DATASET},
-            "negate": False,
-            "disabled": False,
-            "alias": None,
-            "indexRefName": filter_ref,
-        },
-        "query": {"match_phrase": {DATASET_FIELD: DATASET}},
-        "$state": {"store": "appState"},
-    }
     return {
         "type": "dashboard",
         "id": f"auditwire-{dashboard.key}",
         "attributes": {
             "title": dashboard.title,
             "description": dashboard.description,
-            "panelsJSON": _encoded(panels),
-            "optionsJSON": _encoded(
+            "panelsJSON": encoded(panels),
+            "optionsJSON": encoded(
                 {"useMargins": True, "syncColors": False, "hidePanelTitles": False}
             ),
             "timeRestore": True,
             "timeFrom": "now-7d",
             "timeTo": "now",
             "kibanaSavedObjectMeta": {
-                "searchSourceJSON": _encoded(
-                    {"query": {"query": "", "language": "kuery"}, "filter": [package_filter]}
+                "searchSourceJSON": encoded(
+                    {
+                        "query": {"query": "", "language": "kuery"},
+                        "filter": [dataset_filter(filter_ref)],
+                    }
                 )
             },
         },

@@ -8,10 +8,9 @@ set is built from the same panel definitions in the 7.10 shapes (``visState`` ag
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from auditwire.dashboards.panels import DASHBOARDS, DATASET, DATASET_FIELD, Dashboard, Panel
+from auditwire.dashboards.panels import DASHBOARDS, Dashboard, Panel, dataset_filter, encoded
 
 __all__ = ["INDEX_PATTERN_ID", "MIGRATION", "opensearch_dashboards_objects"]
 
@@ -23,10 +22,6 @@ MIGRATION = {
     "dashboard": "7.9.3",
 }
 _INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
-
-
-def _encoded(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 def _aggs(panel: Panel) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
@@ -101,10 +96,10 @@ def _visualization(dashboard: Dashboard, panel: Panel) -> dict[str, Any]:
             "description": "",
             "version": 1,
             "uiStateJSON": "{}",
-            "visState": _encoded(
+            "visState": encoded(
                 {"title": panel.title, "type": vis_type, "params": params, "aggs": aggs}
             ),
-            "kibanaSavedObjectMeta": {"searchSourceJSON": _encoded(search)},
+            "kibanaSavedObjectMeta": {"searchSourceJSON": encoded(search)},
         },
         "references": references,
         "migrationVersion": {"visualization": MIGRATION["visualization"]},
@@ -122,7 +117,7 @@ def _search(dashboard: Dashboard, panel: Panel) -> dict[str, Any]:
             "sort": [["@timestamp", "desc"]],
             "version": 1,
             "kibanaSavedObjectMeta": {
-                "searchSourceJSON": _encoded(
+                "searchSourceJSON": encoded(
                     {
                         "query": {"query": panel.query, "language": "kuery"},
                         "filter": [],
@@ -139,41 +134,20 @@ def _search(dashboard: Dashboard, panel: Panel) -> dict[str, Any]:
 def _dashboard(dashboard: Dashboard, members: list[dict[str, Any]]) -> dict[str, Any]:
     panels = []
     references = []
-    x = y = row = 0
-    for n, (panel, member) in enumerate(zip(dashboard.panels, members, strict=True), 1):
-        if x + panel.width > 48:
-            x, y, row = 0, y + row, 0
+    places = dashboard.grid()
+    for n, (place, member) in enumerate(zip(places, members, strict=True), 1):
         panels.append(
             {
                 "panelIndex": str(n),
-                "gridData": {"x": x, "y": y, "w": panel.width, "h": panel.height, "i": str(n)},
+                "gridData": {**place, "i": str(n)},
                 "version": "2.11.0",
                 "embeddableConfig": {},
                 "panelRefName": f"panel_{n - 1}",
             }
         )
-        x, row = x + panel.width, max(row, panel.height)
         references.append({"name": f"panel_{n - 1}", "type": member["type"], "id": member["id"]})
-    package_filter = {
-        "meta": {
-            "key": DATASET_FIELD,
-            "type": "phrase",
-            "params": {"query": DATASET},
-            "negate": False,
-            "disabled": False,
-            "alias": None,
-            "indexRefName": "kibanaSavedObjectMeta.searchSourceJSON.filter[0].meta.index",
-        },
-        "query": {"match_phrase": {DATASET_FIELD: DATASET}},
-        "$state": {"store": "appState"},
-    }
-    references.append(
-        {
-            "name": "kibanaSavedObjectMeta.searchSourceJSON.filter[0].meta.index",
-            "type": "index-pattern",
-            "id": INDEX_PATTERN_ID,
-        }
-    )
+    filter_ref = "kibanaSavedObjectMeta.searchSourceJSON.filter[0].meta.index"
+    references.append({"name": filter_ref, "type": "index-pattern", "id": INDEX_PATTERN_ID})
     return {
         "type": "dashboard",
         "id": f"auditwire-osd-{dashboard.key}",
@@ -181,14 +155,17 @@ def _dashboard(dashboard: Dashboard, members: list[dict[str, Any]]) -> dict[str,
             "title": dashboard.title,
             "description": dashboard.description,
             "version": 1,
-            "panelsJSON": _encoded(panels),
-            "optionsJSON": _encoded({"useMargins": True, "hidePanelTitles": False}),
+            "panelsJSON": encoded(panels),
+            "optionsJSON": encoded({"useMargins": True, "hidePanelTitles": False}),
             "timeRestore": True,
             "timeFrom": "now-7d",
             "timeTo": "now",
             "kibanaSavedObjectMeta": {
-                "searchSourceJSON": _encoded(
-                    {"query": {"query": "", "language": "kuery"}, "filter": [package_filter]}
+                "searchSourceJSON": encoded(
+                    {
+                        "query": {"query": "", "language": "kuery"},
+                        "filter": [dataset_filter(filter_ref)],
+                    }
                 )
             },
         },

@@ -8,8 +8,9 @@ filters are conjunctions of ``field : value`` choices, written as KQL in the sav
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "DASHBOARDS",
@@ -18,6 +19,8 @@ __all__ = [
     "SENSITIVE_CATEGORIES",
     "Dashboard",
     "Panel",
+    "dataset_filter",
+    "encoded",
     "kql",
 ]
 
@@ -47,6 +50,28 @@ def kql(where: Where) -> str:
         choice = " or ".join(f'"{value}"' for value in values)
         terms.append(f"{field} : ({choice})" if len(values) > 1 else f"{field} : {choice}")
     return " and ".join(terms)
+
+
+def encoded(value: Any) -> str:
+    """JSON as both products keep it inside an object's attributes: a string."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def dataset_filter(index_ref_name: str) -> dict[str, Any]:
+    """The filter every dashboard carries: the package's own events."""
+    return {
+        "meta": {
+            "key": DATASET_FIELD,
+            "type": "phrase",
+            "params": {"query": DATASET},
+            "negate": False,
+            "disabled": False,
+            "alias": None,
+            "indexRefName": index_ref_name,
+        },
+        "query": {"match_phrase": {DATASET_FIELD: DATASET}},
+        "$state": {"store": "appState"},
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +104,17 @@ class Dashboard:
     title: str
     description: str
     panels: tuple[Panel, ...]
+
+    def grid(self) -> list[dict[str, int]]:
+        """Each panel's place in the 48-column grid: left to right, a new row when full."""
+        places = []
+        x = y = row = 0
+        for panel in self.panels:
+            if x + panel.width > 48:
+                x, y, row = 0, y + row, 0
+            places.append({"x": x, "y": y, "w": panel.width, "h": panel.height})
+            x, row = x + panel.width, max(row, panel.height)
+        return places
 
 
 _FAILED_LOGINS: Where = (

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import html
 import json
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -162,6 +164,8 @@ class Viewer:
         except ImportError:
             raise MissingDependencyError("the auditwire viewer", "web") from None
         self.store = store
+        self._executor: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(_TEMPLATES),
             autoescape=True,
@@ -206,48 +210,57 @@ class Viewer:
     def list_page(
         self, params: Any, *, tenant: str | None, now: datetime | None = None
     ) -> ViewerPage:
-        """The data of the list page (see :meth:`render_list`)."""
+        """The data of the list page (see :meth:`render_list`). Its seven store reads — the
+        page, the total, five charts — are made at once, in threads: a cluster answers them
+        side by side, so the page waits for the slowest rather than for their sum (SQLite,
+        one connection, still takes them in turn)."""
         moment = now or utcnow()
         query = self.query_of(params, tenant=tenant, now=moment)
-        records = self.store.search(query)
         everything = replace(query, after=None)
-        total = self.store.count(everything)
-        last = records[-1] if len(records) == PAGE_SIZE else None
-        return ViewerPage(
-            query=query,
-            records=records,
-            total=total,
-            next_cursor=Cursor.of(last).encode() if last is not None else None,
-            charts=self.charts(everything, moment),
-        )
-
-    def charts(self, query: AuditQuery, now: datetime) -> list[Chart]:
-        """The charts of the filtered set: events over time by outcome, failed logins over
-        time, top actors, top source IPs of failures, events by category."""
-        interval = interval_for(query.start, query.end or now) if query.start else "day"
-        failures = _narrowed(query, outcomes=("failure",))
+        interval = interval_for(query.start, query.end or moment) if query.start else "day"
+        failures = _narrowed(everything, outcomes=("failure",))
         failed_logins = _narrowed(failures, categories=("authentication",)) if failures else None
-        return [
-            Chart(
-                "timeline",
-                "Events over time, by outcome",
-                buckets=self._filled(query, interval, now),
-                interval=interval,
-            ),
+        pool = self._pool()
+        records = pool.submit(self.store.search, query)
+        total = pool.submit(self.store.count, everything)
+        timeline = pool.submit(self._filled, everything, interval, moment)
+        logins = (
+            pool.submit(self._filled, failed_logins, interval, moment) if failed_logins else None
+        )
+        actors = pool.submit(self.store.top, everything, "actor_id", 10)
+        addresses = pool.submit(self.store.top, failures, "source_ip", 10) if failures else None
+        categories = pool.submit(self.store.top, everything, "category", 20)
+        found = records.result()
+        last = found[-1] if len(found) == PAGE_SIZE else None
+        charts = [
+            Chart("timeline", "Events over time, by outcome", timeline.result(), interval),
             Chart(
                 "failed-logins",
                 "Failed logins over time",
-                buckets=self._filled(failed_logins, interval, now) if failed_logins else (),
-                interval=interval,
+                logins.result() if logins else (),
+                interval,
             ),
-            Chart("top-actors", "Top actors", values=self.store.top(query, "actor_id", 10)),
+            Chart("top-actors", "Top actors", values=actors.result()),
             Chart(
                 "top-failure-ips",
                 "Top source IPs of failures",
-                values=self.store.top(failures, "source_ip", 10) if failures else (),
+                values=addresses.result() if addresses else (),
             ),
-            Chart("categories", "Events by category", values=self.store.top(query, "category", 20)),
+            Chart("categories", "Events by category", values=categories.result()),
         ]
+        return ViewerPage(
+            query=query,
+            records=found,
+            total=total.result(),
+            next_cursor=Cursor.of(last).encode() if last is not None else None,
+            charts=charts,
+        )
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(7, thread_name_prefix="auditwire-viewer")
+            return self._executor
 
     def _filled(self, query: AuditQuery, interval: str, now: datetime) -> list[TimeBucket]:
         """The timeline with its empty buckets drawn as zero, from the range's start (else

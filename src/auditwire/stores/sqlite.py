@@ -54,15 +54,16 @@ CREATE TABLE IF NOT EXISTS audit_records (
     ip_key TEXT,
     record TEXT NOT NULL
 );
--- Time-ordered, and covering the columns charts count (outcome, category, actor, address),
--- so a chart over a date range reads an index range, not the records. Indexes of 0.1 named
--- audit_records_time and audit_records_tenant_time are replaced on first open.
+-- Time-ordered, and covering the columns charts count and filter on (outcome, category,
+-- action, actor, address), so a chart over a date range reads an index range, not records.
+-- Indexes of 0.1 named audit_records_time and audit_records_tenant_time are replaced on
+-- first open.
 DROP INDEX IF EXISTS audit_records_time;
 DROP INDEX IF EXISTS audit_records_tenant_time;
 CREATE INDEX IF NOT EXISTS audit_records_by_time
-    ON audit_records (timestamp DESC, id DESC, outcome, category, actor_id, ip_key);
+    ON audit_records (timestamp DESC, id DESC, outcome, category, action, actor_id, ip_key);
 CREATE INDEX IF NOT EXISTS audit_records_by_tenant_time
-    ON audit_records (tenant, timestamp DESC, id DESC, outcome, category, actor_id, ip_key);
+    ON audit_records (tenant, timestamp DESC, id DESC, outcome, category, action, actor_id, ip_key);
 CREATE INDEX IF NOT EXISTS audit_records_action ON audit_records (action, outcome);
 CREATE INDEX IF NOT EXISTS audit_records_tenant_action
     ON audit_records (tenant, action, outcome);

@@ -100,13 +100,19 @@ def to_elasticsearch(query: AuditQuery) -> dict[str, Any]:
 
 
 def to_sql(query: AuditQuery) -> tuple[str, list[Any]]:
-    """A ``WHERE`` clause (possibly empty) and its parameters for the SQLite store."""
+    """A ``WHERE`` clause (possibly empty) and its parameters for the SQLite store.
+
+    With a date range, the filters on other columns are written ``+column``: SQLite then
+    reads the range from a time index (which covers the columns filtered and counted) rather
+    than every record of, say, an action over all time from that column's index — it cannot
+    tell without statistics that the range is the narrower."""
     clauses: list[str] = []
     params: list[Any] = []
+    ranged = query.start is not None
     for name, (_, column) in FIELDS.items():
         values = getattr(query, name)
         if values:
-            clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+            clauses.append(f"{'+' if ranged else ''}{column} IN ({', '.join('?' * len(values))})")
             params.extend(values)
     if query.users:
         marks = ", ".join("?" * len(query.users))
