@@ -209,7 +209,10 @@ def main(argv: list[str] | None = None) -> None:
             print("Ctrl-C stops it.", flush=True)
 
         threading.Thread(target=drive, daemon=True).start()
-        server.run()
+        try:
+            server.run()
+        except KeyboardInterrupt:  # uvicorn shut down cleanly, then re-raised Ctrl-C
+            print("Stopped.")
 
 
 if __name__ == "__main__":
