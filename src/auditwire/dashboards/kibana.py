@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditwire.dashboards.panels import DASHBOARDS, Dashboard, Panel, dataset_filter, encoded
+from auditwire.dashboards.panels import (
+    DASHBOARDS,
+    FILTER_INDEX_REF,
+    Dashboard,
+    Panel,
+    dashboard_attributes,
+    encoded,
+)
 
 __all__ = ["DATA_VIEW_ID", "MIGRATION", "kibana_objects"]
 
@@ -219,30 +226,13 @@ def _dashboard(dashboard: Dashboard) -> dict[str, Any]:
                 {"type": "index-pattern", "id": DATA_VIEW_ID, "name": f"{index}:{_REF_NAME}"}
             )
         panels.append(entry)
-    filter_ref = "kibanaSavedObjectMeta.searchSourceJSON.filter[0].meta.index"
-    references.append({"type": "index-pattern", "id": DATA_VIEW_ID, "name": filter_ref})
+    references.append({"type": "index-pattern", "id": DATA_VIEW_ID, "name": FILTER_INDEX_REF})
     return {
         "type": "dashboard",
         "id": f"auditwire-{dashboard.key}",
-        "attributes": {
-            "title": dashboard.title,
-            "description": dashboard.description,
-            "panelsJSON": encoded(panels),
-            "optionsJSON": encoded(
-                {"useMargins": True, "syncColors": False, "hidePanelTitles": False}
-            ),
-            "timeRestore": True,
-            "timeFrom": "now-7d",
-            "timeTo": "now",
-            "kibanaSavedObjectMeta": {
-                "searchSourceJSON": encoded(
-                    {
-                        "query": {"query": "", "language": "kuery"},
-                        "filter": [dataset_filter(filter_ref)],
-                    }
-                )
-            },
-        },
+        "attributes": dashboard_attributes(
+            dashboard, panels, {"useMargins": True, "syncColors": False, "hidePanelTitles": False}
+        ),
         "references": references,
         "coreMigrationVersion": MIGRATION["core"],
         "typeMigrationVersion": MIGRATION["dashboard"],

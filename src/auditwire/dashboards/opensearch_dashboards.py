@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditwire.dashboards.panels import DASHBOARDS, Dashboard, Panel, dataset_filter, encoded
+from auditwire.dashboards.panels import (
+    DASHBOARDS,
+    FILTER_INDEX_REF,
+    Dashboard,
+    Panel,
+    dashboard_attributes,
+    encoded,
+)
 
 __all__ = ["INDEX_PATTERN_ID", "MIGRATION", "opensearch_dashboards_objects"]
 
@@ -146,28 +153,15 @@ def _dashboard(dashboard: Dashboard, members: list[dict[str, Any]]) -> dict[str,
             }
         )
         references.append({"name": f"panel_{n - 1}", "type": member["type"], "id": member["id"]})
-    filter_ref = "kibanaSavedObjectMeta.searchSourceJSON.filter[0].meta.index"
-    references.append({"name": filter_ref, "type": "index-pattern", "id": INDEX_PATTERN_ID})
+    references.append({"name": FILTER_INDEX_REF, "type": "index-pattern", "id": INDEX_PATTERN_ID})
     return {
         "type": "dashboard",
         "id": f"auditwire-osd-{dashboard.key}",
         "attributes": {
-            "title": dashboard.title,
-            "description": dashboard.description,
+            **dashboard_attributes(
+                dashboard, panels, {"useMargins": True, "hidePanelTitles": False}
+            ),
             "version": 1,
-            "panelsJSON": encoded(panels),
-            "optionsJSON": encoded({"useMargins": True, "hidePanelTitles": False}),
-            "timeRestore": True,
-            "timeFrom": "now-7d",
-            "timeTo": "now",
-            "kibanaSavedObjectMeta": {
-                "searchSourceJSON": encoded(
-                    {
-                        "query": {"query": "", "language": "kuery"},
-                        "filter": [dataset_filter(filter_ref)],
-                    }
-                )
-            },
         },
         "references": references,
         "migrationVersion": {"dashboard": MIGRATION["dashboard"]},

@@ -19,6 +19,7 @@ __all__ = [
     "SENSITIVE_CATEGORIES",
     "Dashboard",
     "Panel",
+    "dashboard_attributes",
     "dataset_filter",
     "encoded",
     "kql",
@@ -71,6 +72,34 @@ def dataset_filter(index_ref_name: str) -> dict[str, Any]:
         },
         "query": {"match_phrase": {DATASET_FIELD: DATASET}},
         "$state": {"store": "appState"},
+    }
+
+
+#: Where a dashboard's own search source names its index, for the package filter's reference.
+FILTER_INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.filter[0].meta.index"
+
+
+def dashboard_attributes(
+    dashboard: Dashboard, panels: list[dict[str, Any]], options: dict[str, Any]
+) -> dict[str, Any]:
+    """A dashboard's attributes in both products: its panels and options encoded, the last
+    7 days, the package filter (its index referenced as :data:`FILTER_INDEX_REF`)."""
+    return {
+        "title": dashboard.title,
+        "description": dashboard.description,
+        "panelsJSON": encoded(panels),
+        "optionsJSON": encoded(options),
+        "timeRestore": True,
+        "timeFrom": "now-7d",
+        "timeTo": "now",
+        "kibanaSavedObjectMeta": {
+            "searchSourceJSON": encoded(
+                {
+                    "query": {"query": "", "language": "kuery"},
+                    "filter": [dataset_filter(FILTER_INDEX_REF)],
+                }
+            )
+        },
     }
 
 
