@@ -1,5 +1,6 @@
 """The read side: the audit-log API's rules and answers whatever the web framework, listing
-requests in either product's vocabulary, exports and the API's OpenAPI description.
+requests in either product's vocabulary, the counts behind charts, the viewer's pages, exports
+and the API's OpenAPI description.
 
 Listing imports the model and the store contract (:mod:`auditwire.stores.base`) only.
 """

@@ -15,6 +15,9 @@ rules live here once, so that a tenant leak fixed for one framework is fixed for
 - each read is handed to the door's recorder (``audit_log.read``, ``export.created``) once
   it succeeded, with a bounded summary of its filters.
 
+The same rules serve the JSON calls and the viewer's pages (:mod:`auditwire.listing.viewer`),
+whose refusals are pages too.
+
 Calls that read the store block: the doors run them where blocking is allowed (a worker
 thread under asyncio).
 """
