@@ -145,3 +145,24 @@ def test_import_needs_no_posix_file_locks_and_a_spool_says_it_does() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "refused: the audit spool" in done.stdout and "POSIX file locks" in done.stdout
+
+
+def test_the_wheel_carries_the_viewers_templates_and_the_schema(tmp_path: Path) -> None:
+    """Files that are not Python ship too: without them the viewer and validation break."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("auditwire-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    templates = {
+        f"auditwire/listing/templates/{n}.html"
+        for n in ("base", "charts", "list", "record", "error")
+    }
+    assert templates <= names
+    assert any(n.startswith("auditwire/schema/") and n.endswith(".json") for n in names)
