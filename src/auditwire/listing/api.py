@@ -260,7 +260,7 @@ class AuditLogAPI:
             record("audit_log.read", tenant, {"logId": found.id})
             return Answer(200, viewer.record_page(found), media_type=HTML, headers=PAGE_HEADERS)
         if operation == "viewer_export":
-            chosen, chunks, _ = viewer.download(params, tenant=tenant)
+            chosen, chunks = viewer.download(params, tenant=tenant)
             record(
                 "export.created",
                 tenant,

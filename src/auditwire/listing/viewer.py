@@ -40,6 +40,7 @@ from auditwire.aggregation import (
     TimeBucket,
     TopValue,
     bucket_start,
+    bucket_starts,
     check_interval,
     interval_for,
 )
@@ -273,12 +274,10 @@ class Viewer:
         last = bucket_start(min(query.end or now, now) - timedelta(microseconds=1), interval)
         last = max(last, max(found, default=last))
         first = max(first, last - length * (MAX_BUCKETS - 1))
-        buckets = []
-        moment = first
-        while moment <= last:
-            buckets.append(found.get(moment, TimeBucket(moment)))
-            moment += length
-        return buckets
+        return [
+            found.get(moment, TimeBucket(moment))
+            for moment in bucket_starts(first, last + length, interval)
+        ]
 
     def render_list(self, page: ViewerPage, params: Any, *, error: str | None = None) -> str:
         items = viewer_filters(params)
@@ -335,8 +334,8 @@ class Viewer:
 
     def download(
         self, params: Any, *, tenant: str | None, now: datetime | None = None
-    ) -> tuple[ExportFormat, Iterator[str], AuditQuery]:
-        """An export of the list's filter (every page): its format, its chunks, its query."""
+    ) -> tuple[ExportFormat, Iterator[str]]:
+        """An export of the list's filter (every page): its format and its chunks."""
         items = viewer_filters(params)
         formats = [value for key, value in items if key == "format"]
         if len(formats) != 1 or formats[0] not in FORMATS:
@@ -344,8 +343,7 @@ class Viewer:
         chosen: ExportFormat = formats[0]  # type: ignore[assignment]
         rest = [(key, value) for key, value in items if key not in ("format", "cursor")]
         query = self.query_of(rest, tenant=tenant, now=now or utcnow())
-        whole = replace(query, after=None, limit=1000)
-        return chosen, export(self.store, whole, chosen), whole
+        return chosen, export(self.store, replace(query, after=None, limit=1000), chosen)
 
     def error_page(self, status: int, message: str) -> str:
         return self._env.get_template("error.html").render(status=status, message=message)
