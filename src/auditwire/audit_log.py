@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from auditwire._time import utcnow
 from auditwire.aggregation import TimeBucket, TopValue
 from auditwire.builder import RecordBuilder, RecordFields
 from auditwire.catalog import EventCatalog
@@ -24,12 +25,14 @@ from auditwire.delivery.handoff import Deferred, HandOff, HandOffStats, Overflow
 from auditwire.delivery.pipeline import spooled
 from auditwire.delivery.plan import DeliveryStats, Pipeline
 from auditwire.errors import InvalidQueryError, StoreError
+from auditwire.integrity.prune import pruned_ranges
+from auditwire.integrity.sealer import Integrity, Sealer
 from auditwire.query import AuditQuery
 from auditwire.record import AuditRecord
 from auditwire.redaction import Redactor
 from auditwire.retention import RetentionPolicy, RetentionResult
 from auditwire.stores import open_store
-from auditwire.stores.base import Destination, Flushable, Retaining, Sink, Store
+from auditwire.stores.base import Chained, Destination, Flushable, Retaining, Sink, Store
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -85,7 +88,10 @@ class AuditLog:
     :class:`~auditwire.delivery.fanout.FanOut` to write to several. ``overflow`` is what happens
     when the middleware's hand-off queue is full (see :mod:`auditwire.delivery.handoff`). ``strict``
     makes unknown actions an error; ``secret_keys``/``hidden_keys`` extend the metadata keys
-    that are masked (to the last four characters) or hidden entirely.
+    that are masked (to the last four characters) or hidden entirely. ``integrity`` says how
+    records are sealed into this process's hash chain and which key signs its checkpoints
+    (default: from the environment, see :class:`~auditwire.integrity.Integrity`); every
+    record this log writes is sealed.
     """
 
     def __init__(
@@ -99,6 +105,7 @@ class AuditLog:
         hidden_keys: Iterable[str] = (),
         spool: str | os.PathLike[str] | None = None,
         overflow: Overflow = "spool",
+        integrity: Integrity | None = None,
     ) -> None:
         if catalog is not None and strict and not catalog.strict:
             raise ValueError(
@@ -122,6 +129,11 @@ class AuditLog:
             self.store = opened.primary or opened
         elif isinstance(opened, Destination):
             self.sink = spooled(opened, spool)
+        if hasattr(self.store, "require_seal"):
+            # Everything this log sends is sealed: a spool entry that is not was not its own.
+            self.store.require_seal = True
+        #: Seals what this log writes into its chain, then writes it to :attr:`sink`.
+        self.sealer = Sealer(self.sink, integrity)
         self.overflow: Overflow = overflow
         self.tenant = tenant
         #: How this log's records are built (catalog, redaction, its tenant).
@@ -149,8 +161,7 @@ class AuditLog:
         the local spool when this returns (delivery follows): it survives the process being
         killed from then on.
         """
-        record = self.build(action, **fields)
-        self.sink.write([record])
+        (record,) = self.sealer.seal_and_write([self.build(action, **fields)])
         return record
 
     @property
@@ -160,7 +171,7 @@ class AuditLog:
         if self._handoff is None:
             with self._handoff_lock:
                 if self._handoff is None:
-                    self._handoff = HandOff(self.sink, overflow=self.overflow)
+                    self._handoff = HandOff(self.sealer, overflow=self.overflow)
         return self._handoff
 
     def submit(self, item: AuditRecord | Deferred) -> None:
@@ -197,12 +208,13 @@ class AuditLog:
         figures["last_error"] = delivery.last_error or handoff.last_error
         return AuditStats(**figures)
 
-    def write(self, records: Sequence[AuditRecord]) -> None:
-        """Store records built elsewhere (by :meth:`build`, middleware or a log processor)."""
+    def write(self, records: Sequence[AuditRecord]) -> list[AuditRecord]:
+        """Store records built elsewhere (by :meth:`build`, middleware or a log processor);
+        returns them as sealed and stored."""
         for record in records:
             if not isinstance(record, AuditRecord):
                 raise TypeError(f"expected AuditRecord, got {type(record).__name__}")
-        self.sink.write(records)
+        return self.sealer.seal_and_write(records)
 
     def _readable(self) -> Store:
         if not isinstance(self.store, Store):
@@ -253,18 +265,29 @@ class AuditLog:
         now: datetime | None = None,
     ) -> RetentionResult:
         """Remove records older than ``max_age`` (``tenants`` maps tenants to ages of their
-        own): the one sanctioned removal of audit records. Run it from a scheduled job."""
+        own): the one sanctioned removal of audit records. Run it from a scheduled job. The
+        holes it leaves in the hash chains are declared first, in a prune checkpoint, so
+        verification still holds."""
         if self.tenant is not None:
             raise StoreError("retention covers every tenant; run it from a log not bound to one")
         store = self.store
         if not isinstance(store, Retaining):
             raise StoreError(f"{store!r} has no retention operation")
-        return store.apply_retention(RetentionPolicy(max_age, dict(tenants or {})), now=now)
+        policy = RetentionPolicy(max_age, dict(tenants or {}))
+        now = now or utcnow()
+        if isinstance(store, Chained):
+            # Declared, and stored, before anything goes: see auditwire.integrity.prune.
+            ranges = pruned_ranges(store.chain(), policy, now)
+            if ranges:
+                self.sealer.declare_pruned(ranges)
+                self.flush()
+        return store.apply_retention(policy, now=now)
 
     def close(self) -> None:
         """Flush submitted records, stop the hand-off and close the store."""
         if self._handoff is not None:
             self._handoff.close()
+        self.sealer.close()
         self.sink.close()
 
     def __enter__(self) -> AuditLog:

@@ -1,5 +1,6 @@
 """The ``auditwire`` command: the event catalog, the index template, querying, exporting,
-retention, the dashboards' saved objects and the viewer (``serve``).
+retention, verification and integrity keys, the dashboards' saved objects and the viewer
+(``serve``).
 
 Uses only the standard library's argparse, so the command works in every installation; the
 subcommands that talk to Elasticsearch need the ``elasticsearch`` extra and say so if missing.
@@ -15,18 +16,22 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TextIO
 
+from auditwire._time import parse_timestamp
 from auditwire._version import VERSION
 from auditwire.catalog import EventCatalog
 from auditwire.dashboards import TARGETS, saved_objects, to_ndjson
 from auditwire.errors import AuditwireError, InvalidQueryError, MissingDependencyError, StoreError
+from auditwire.integrity.keys import IntegrityKey, Keyring
+from auditwire.integrity.verify import verify
 from auditwire.listing.export import CSV_COLUMNS, FORMATS, csv_row, export
 from auditwire.listing.params import list_records, parse_list_request
 from auditwire.record import AuditRecord
-from auditwire.retention import RetentionPolicy, parse_age
+from auditwire.retention import parse_age
 from auditwire.stores import open_store
-from auditwire.stores.base import Retaining, Store
+from auditwire.stores.base import Chained, Retaining, Store
 from auditwire.stores.connection import CLOUD_URL, Connection
 from auditwire.stores.index_template import DEFAULT_PREFIX, index_template
 
@@ -221,17 +226,94 @@ def _retention(args: argparse.Namespace, out: TextIO) -> int:
         if not sep or not name:
             raise ValueError(f"--tenant {pair!r}: give it as TENANT=AGE (acme=30d)")
         tenants[name] = parse_age(age)
-    policy = RetentionPolicy(parse_age(args.max_age), tenants)
+    from auditwire.audit_log import AuditLog
+
     store = open_store(args.store, connection=_connection(args))
-    try:
-        if not isinstance(store, Retaining):
-            raise StoreError(f"{store!r} has no retention operation")
-        result = store.apply_retention(policy)
-    finally:
+    if not isinstance(store, Retaining):
         store.close()
+        raise StoreError(f"{store!r} has no retention operation")
+    # Through a log, whose prune checkpoint declares the holes before they are made.
+    log = AuditLog(store)
+    try:
+        result = log.apply_retention(parse_age(args.max_age), tenants=tenants)
+    finally:
+        log.close()
     out.write(f"removed {result.removed_records} record(s)")
     if result.removed_partitions:
         out.write(f" and partition(s) {', '.join(result.removed_partitions)}")
+    out.write("\n")
+    return 0
+
+
+def _keyring(args: argparse.Namespace) -> Keyring | None:
+    return Keyring.load(args.keyring) if args.keyring else Keyring.from_env()
+
+
+def _verify(args: argparse.Namespace, out: TextIO) -> int:
+    store = _readable_store(args)
+    try:
+        if not isinstance(store, Chained):
+            raise StoreError(f"{store!r} cannot be verified (it does not keep chains)")
+        report = verify(
+            store,
+            keyring=_keyring(args),
+            origin=args.origin,
+            since=None if args.since is None else parse_timestamp(args.since, "--since"),
+            until=None if args.until is None else parse_timestamp(args.until, "--until"),
+            tenant=args.tenant,
+            copy=args.copy,
+            grace=None if args.grace is None else timedelta(seconds=args.grace),
+        )
+    finally:
+        store.close()
+    if args.format == "json":
+        json.dump(report.to_json(), out, indent=2)
+    else:
+        out.write(report.text())
+    out.write("\n")
+    return 0 if report.ok else 1
+
+
+def _keys_new(args: argparse.Namespace, out: TextIO) -> int:
+    """A new key as a keyring file's entry; for Ed25519 the public half also on its own."""
+    valid_from, valid_until = (
+        None if text is None else parse_timestamp(text, option)
+        for text, option in (
+            (args.valid_from, "--valid-from"),
+            (args.valid_until, "--valid-until"),
+        )
+    )
+    if args.algorithm == "ed25519":
+        try:
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+            from cryptography.hazmat.primitives.serialization import (
+                Encoding,
+                NoEncryption,
+                PrivateFormat,
+            )
+        except ImportError:
+            raise MissingDependencyError("Ed25519 keys", "signing") from None
+        private = Ed25519PrivateKey.generate().private_bytes(
+            Encoding.Raw, PrivateFormat.Raw, NoEncryption()
+        )
+        key = IntegrityKey(
+            args.id, "ed25519", private=private, valid_from=valid_from, valid_until=valid_until
+        )
+    else:
+        key = IntegrityKey(
+            args.id,
+            "hmac-sha256",
+            secret=os.urandom(32),
+            valid_from=valid_from,
+            valid_until=valid_until,
+        )
+    json.dump({"keys": [key.to_json()]}, out, indent=2)
+    out.write("\n")
+    return 0
+
+
+def _keys_public(args: argparse.Namespace, out: TextIO) -> int:
+    json.dump(Keyring.load(args.keyring).to_json(public_only=True), out, indent=2)
     out.write("\n")
     return 0
 
@@ -325,6 +407,43 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     serve.set_defaults(run=_serve)
+
+    verify_cmd = commands.add_parser(
+        "verify",
+        help="check every record's seal and chain, and the checkpoints (exit 1 on any failure)",
+        parents=[cluster],
+    )
+    verify_cmd.add_argument("--store", help="store URL (default $AUDITWIRE_STORE or auditwire.db)")
+    verify_cmd.add_argument("--since", help="only records from this time (ISO 8601)")
+    verify_cmd.add_argument("--until", help="only records before this time (ISO 8601)")
+    verify_cmd.add_argument("--tenant", help="only the chains that hold this tenant's records")
+    verify_cmd.add_argument(
+        "--keyring",
+        help="keyring file (default $AUDITWIRE_INTEGRITY_KEYRING or $AUDITWIRE_INTEGRITY_KEY)",
+    )
+    verify_cmd.add_argument(
+        "--copy", help="the checkpoints' copy kept elsewhere (the file the writers append to)"
+    )
+    verify_cmd.add_argument("--origin", help="the log's name (default $AUDITWIRE_ORIGIN)")
+    verify_cmd.add_argument(
+        "--grace", type=float, help="seconds a checkpoint may be late (default: one interval)"
+    )
+    verify_cmd.add_argument("--format", choices=("text", "json"), default="text")
+    verify_cmd.set_defaults(run=_verify)
+
+    keys = commands.add_parser("keys", help="integrity keys for checkpoints")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    keys_new = key_commands.add_parser("new", help="print a new key as a keyring file")
+    keys_new.add_argument("--id", required=True, help="the key's name, as checkpoints cite it")
+    keys_new.add_argument("--algorithm", choices=("hmac-sha256", "ed25519"), default="hmac-sha256")
+    keys_new.add_argument("--valid-from", help="first time it signs (ISO 8601)")
+    keys_new.add_argument("--valid-until", help="time it stops signing (ISO 8601)")
+    keys_new.set_defaults(run=_keys_new)
+    keys_public = key_commands.add_parser(
+        "public", help="print a keyring without its secrets (Ed25519 public keys, for auditors)"
+    )
+    keys_public.add_argument("keyring", help="keyring file")
+    keys_public.set_defaults(run=_keys_public)
     return root
 
 

@@ -253,8 +253,8 @@ AUDIT_LOG_EVENTS: tuple[EventDefinition, ...] = (
         sensitive=True,
     ),
 )
-#: auditwire's own events: an audited request nobody named, and reading the log (which is
-#: itself audited).
+#: auditwire's own events: an audited request nobody named, reading the log (which is itself
+#: audited) and the log's integrity checkpoints.
 AUDITWIRE_EVENTS: tuple[EventDefinition, ...] = (
     EventDefinition(
         action="http.request",
@@ -270,5 +270,12 @@ AUDITWIRE_EVENTS: tuple[EventDefinition, ...] = (
         ecs_category=("database",),
         ecs_type=("access",),
         sensitive=True,
+    ),
+    EventDefinition(
+        action="audit_log.checkpoint",
+        category="audit_log",
+        template="auditwire vouched for the audit log so far",
+        ecs_category=("database",),
+        ecs_type=("info",),
     ),
 )

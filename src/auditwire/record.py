@@ -3,7 +3,7 @@
 One immutable record, validated when it is built, so that a store never sees half-valid data.
 Its API serialisation (:meth:`AuditRecord.to_api`) is the identity product's audit-log object
 (``id, action, category, actor, target, outcome, ipAddress, userAgent, metadata, timestamp``)
-plus auditwire's ``message``, ``tenant``, ``request``, ``trace`` and ``device``; the
+plus auditwire's ``message``, ``tenant``, ``request``, ``trace``, ``device`` and ``integrity``; the
 Elasticsearch serialisation lives in :mod:`auditwire.ecs`. Both round-trip losslessly.
 
 Normalisation happens here, once: timestamps become UTC with millisecond precision (what an
@@ -52,6 +52,7 @@ __all__ = [
     "ActorType",
     "AuditRecord",
     "DeviceInfo",
+    "IntegrityInfo",
     "Outcome",
     "RequestInfo",
     "Target",
@@ -88,6 +89,7 @@ MAX_METADATA_BYTES = 32 * 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 #: What a record accepts as an HTTP method.
 HTTP_METHOD = re.compile(r"^[A-Z]{1,16}$")
 
@@ -161,6 +163,9 @@ def _check_json(path: str, value: Any, depth: int = 0) -> None:
     if depth > 32:
         raise InvalidRecordError(path, "nests more than 32 levels deep")
     kind = type(value)
+    if kind is int and not -(2**63) <= value < 2**64:
+        # Every store and JSON reader handles 64 bits; beyond, some read a float back.
+        raise InvalidRecordError(path, f"{value} is beyond 64 bits; store it as text")
     if value is None or kind is str or kind is bool or kind is int:
         return
     if kind is not dict and kind is not list and isinstance(value, (str, bool, int)):
@@ -415,12 +420,38 @@ class DeviceInfo(_Part):
             check_text(f"device.{name}", getattr(self, attribute), MAX_TEXT)
 
 
+@dataclass(frozen=True, slots=True)
+class IntegrityInfo(_Part):
+    """The record's place in its writer's hash chain (see :mod:`auditwire.seal`): the log it
+    belongs to, the writing process, its sequence number there, the previous record's hash and
+    its own. Set when the record is sealed, never by the application."""
+
+    origin: str
+    writer: str
+    seq: int
+    prev: str
+    hash: str | None = None
+
+    def __post_init__(self) -> None:
+        check_text("integrity.origin", self.origin, MAX_NAME, required=True)
+        check_name("integrity.writer", self.writer)
+        if type(self.seq) is not int or self.seq < 1:
+            raise InvalidRecordError("integrity.seq", "must be a positive integer")
+        for name in ("prev", "hash"):
+            value = getattr(self, name)
+            if (value is not None or name == "prev") and not (
+                isinstance(value, str) and _HEX64.match(value)
+            ):
+                raise InvalidRecordError(f"integrity.{name}", "must be 64 lowercase hex characters")
+
+
 for _kind, _path in (
     (Actor, "actor"),
     (Target, "target"),
     (RequestInfo, "request"),
     (TraceInfo, "trace"),
     (DeviceInfo, "device"),
+    (IntegrityInfo, "integrity"),
 ):
     _kind.PATH, _kind.API = _path, api_names(_kind)
     _kind.DEFAULTS = tuple(
@@ -462,6 +493,7 @@ class AuditRecord:
     request: RequestInfo | None = None
     trace: TraceInfo | None = None
     device: DeviceInfo | None = None
+    integrity: IntegrityInfo | None = None
     id: str = field(default_factory=new_id)
 
     def __post_init__(self) -> None:
@@ -480,6 +512,7 @@ class AuditRecord:
         _part("request", self.request, RequestInfo)
         _part("trace", self.trace, TraceInfo)
         _part("device", self.device, DeviceInfo)
+        _part("integrity", self.integrity, IntegrityInfo)
         # An empty part carries nothing; keeping it would make two spellings of one record.
         if self.request is not None and self.request == EMPTY_REQUEST:
             _set(self, "request", None)
@@ -540,6 +573,7 @@ PART_TYPES: dict[str, type[_Part]] = {
     "request": RequestInfo,
     "trace": TraceInfo,
     "device": DeviceInfo,
+    "integrity": IntegrityInfo,
 }
 
 

@@ -2,7 +2,8 @@
 ``stores`` that capture, delivery and listing see.
 
 - :class:`Sink` accepts records; :class:`Store` also reads them back; :class:`Flushable`
-  writes in the background and can be waited for; :class:`Retaining` applies retention.
+  writes in the background and can be waited for; :class:`Retaining` applies retention;
+  :class:`Chained` reads records in their writers' chain order, for verification.
 - :class:`Destination` is a remote store the delivery pipeline sends encoded batches to,
   answering one :class:`ItemResult` per entry or raising :class:`SendError` for the whole
   batch; :class:`AsyncDestination` also sends from an asyncio event loop.
@@ -10,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncDestination",
     "AsyncSender",
+    "Chained",
     "Destination",
     "Flushable",
     "ItemResult",
@@ -94,6 +96,22 @@ class Retaining(Protocol):
     def apply_retention(
         self, policy: RetentionPolicy, *, now: datetime | None = None
     ) -> RetentionResult: ...
+
+
+@runtime_checkable
+class Chained(Protocol):
+    """A store that reads its records' API forms, exactly as stored, in chain order: records
+    without a seal first, then by writer and sequence number (see :mod:`auditwire.seal`)."""
+
+    def chain(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        writer: str | None = None,
+        first: int | None = None,
+        last: int | None = None,
+    ) -> Iterator[dict[str, Any]]: ...
 
 
 def retryable_status(status: int) -> bool:

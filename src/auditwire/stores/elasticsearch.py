@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -19,7 +19,7 @@ from auditwire._ids import ID_PATTERN
 from auditwire._time import format_timestamp, utcnow
 from auditwire.aggregation import TimeBucket, TopValue
 from auditwire.catalog import EventCatalog
-from auditwire.ecs import SCHEMA_VERSION, from_ecs, to_ecs
+from auditwire.ecs import SCHEMA_VERSION, api_from_ecs, from_ecs, to_ecs
 from auditwire.errors import (
     BulkWriteError,
     ClientVersionError,
@@ -32,6 +32,7 @@ from auditwire.errors import (
 )
 from auditwire.query import AuditQuery, Page
 from auditwire.retention import RetentionPolicy, RetentionResult
+from auditwire.seal import seal_problem
 from auditwire.stores.base import AsyncSender, ItemResult
 from auditwire.stores.clusters import (
     ClusterApi,
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 
 #: The most records a cluster pages through by offset (``index.max_result_window``).
 RESULT_WINDOW = 10_000
+_CHAIN = "auditwire.integrity"
 _UNKNOWN_TYPE = re.compile(r"mapper type \[(\w+)\]|No handler for type \[(\w+)\]")
 
 
@@ -120,6 +122,9 @@ class ElasticsearchStore:
         self.read_pattern = read_pattern(prefix)
         #: Whether this store has seen its index template in place (see :meth:`send`).
         self.template_ready = False
+        #: Whether a document without a seal is refused (an :class:`~auditwire.AuditLog`
+        #: seals everything it writes, and sets this on its store).
+        self.require_seal = False
 
     @staticmethod
     def _connect(client: Any, connection: Connection | None) -> Any:
@@ -202,7 +207,9 @@ class ElasticsearchStore:
         """Why a spool entry is not an audit document this store wrote, or ``None``. Entries
         come from a file on disk: one crafted there must not delete, overwrite or update a
         stored record (only a ``create`` of a record id into this store's partitions passes),
-        nor hold several actions (the bulk answer would no longer match the entries)."""
+        nor hold several actions (the bulk answer would no longer match the entries), nor
+        pass as a record — its seal must hold, and with :attr:`require_seal` it must have
+        one."""
         import orjson
 
         action_line, _, document_line = payload.partition(b"\n")
@@ -225,7 +232,11 @@ class ElasticsearchStore:
         event = document.get("event") if isinstance(document, dict) else None
         if not isinstance(event, dict) or event.get("id") != record_id:
             return "a document that is not the record it names"
-        return None
+        own = document.get("auditwire")
+        if not isinstance(own, dict) or own.get("integrity") is None:
+            return "a document without a seal" if self.require_seal else None
+        problem = seal_problem(api_from_ecs(document))
+        return None if problem is None else f"a document whose seal does not hold ({problem})"
 
     def _checked(
         self, payloads: Sequence[bytes]
@@ -410,6 +421,50 @@ class ElasticsearchStore:
             if failed:
                 raise BulkWriteError(f"{self._api.product} refused retention deletes", failed)
             deleted += len(hits)
+
+    def chain(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        writer: str | None = None,
+        first: int | None = None,
+        last: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The API forms of the records in ``[since, until)`` (of ``writer``, numbered
+        ``first`` to ``last``), unsealed ones first, then by writer and sequence number, as
+        stored: verification rehashes them. Pages by ``search_after`` on the chain's keys and
+        the record id, so any number of records stream in pages of 5,000."""
+        filters: list[dict[str, Any]] = []
+        stamp: dict[str, str] = {}
+        if since is not None:
+            stamp["gte"] = format_timestamp(since)
+        if until is not None:
+            stamp["lt"] = format_timestamp(until)
+        if stamp:
+            filters.append({"range": {"@timestamp": stamp}})
+        if writer is not None:
+            filters.append({"term": {f"{_CHAIN}.writer": writer}})
+        seqs = {op: value for op, value in (("gte", first), ("lte", last)) if value is not None}
+        if seqs:
+            filters.append({"range": {f"{_CHAIN}.seq": seqs}})
+        body: dict[str, Any] = {
+            "query": {"bool": {"filter": filters}},
+            "size": 5000,
+            "sort": [
+                {f"{_CHAIN}.writer": {"order": "asc", "missing": "_first"}},
+                {f"{_CHAIN}.seq": {"order": "asc", "missing": "_first"}},
+                {"event.id": "asc"},
+            ],
+            "track_total_hits": False,
+        }
+        while True:
+            hits = self._api.search(self.read_pattern, body)["hits"]["hits"]
+            for hit in hits:
+                yield api_from_ecs(hit["_source"])
+            if len(hits) < body["size"]:
+                return
+            body["search_after"] = hits[-1]["sort"]
 
     def refresh_indices(self) -> None:
         """Make every write so far visible to search (for tests and demos)."""

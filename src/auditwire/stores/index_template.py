@@ -114,6 +114,12 @@ def mappings() -> dict[str, Any]:
                     "target": {"properties": _keywords("type", "id", "email", "name")},
                     "metadata": {"type": "flattened", "ignore_above": 1024},
                     "request": {"properties": {"route": dict(_K), "peer_ip": {"type": "ip"}}},
+                    "integrity": {
+                        "properties": {
+                            **_keywords("origin", "writer", "prev", "hash"),
+                            "seq": {"type": "long"},
+                        }
+                    },
                 }
             },
         },

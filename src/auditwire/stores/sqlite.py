@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from auditwire._time import format_timestamp, utcnow
 from auditwire.aggregation import TimeBucket, TopValue
+from auditwire.canonical import parse_json
 from auditwire.errors import RecordNotFoundError, StoreError
 from auditwire.query import AuditQuery, Page
 from auditwire.record import AuditRecord, flat_fields
@@ -52,7 +54,9 @@ CREATE TABLE IF NOT EXISTS audit_records (
     tenant TEXT,
     ip_address TEXT,
     ip_key TEXT,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    chain_writer TEXT,
+    chain_seq INTEGER
 );
 -- Time-ordered, and covering the columns charts count and filter on (outcome, category,
 -- action, actor, address), so a chart over a date range reads an index range, not records.
@@ -86,8 +90,17 @@ records, and only those older than its cutoff)'); END;
 
 _COLUMNS = (
     "id, timestamp, action, category, outcome, actor_type, actor_id, actor_email,"
-    " target_type, target_id, tenant, ip_address, ip_key, record"
+    " target_type, target_id, tenant, ip_address, ip_key, record, chain_writer, chain_seq"
 )
+#: Databases made before records were sealed gain the chain's columns on first open.
+_CHAIN_COLUMNS = """
+ALTER TABLE audit_records ADD COLUMN chain_writer TEXT;
+ALTER TABLE audit_records ADD COLUMN chain_seq INTEGER;
+"""
+#: Verification reads each writer's records in sequence order.
+_CHAIN_INDEX = """
+CREATE INDEX IF NOT EXISTS audit_records_chain ON audit_records (chain_writer, chain_seq);
+"""
 
 
 #: The API names of the filterable columns, in table order.
@@ -101,12 +114,15 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-def _row(record: AuditRecord) -> tuple[str | None, ...]:
+def _row(record: AuditRecord) -> tuple[str | int | None, ...]:
     fields = flat_fields(record)
+    integrity = record.integrity
     return (
         *(fields[name] for name in _FLAT),
         ip_key(record.ip_address),
         json.dumps(record.to_api(), ensure_ascii=False, separators=(",", ":")),
+        None if integrity is None else integrity.writer,
+        None if integrity is None else integrity.seq,
     )
 
 
@@ -135,6 +151,9 @@ class SQLiteStore:
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(audit_records)")}
+            chain = "" if "chain_writer" in columns else _CHAIN_COLUMNS
+            self._conn.executescript(f"BEGIN IMMEDIATE; {chain} {_CHAIN_INDEX} COMMIT;")
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -146,7 +165,7 @@ class SQLiteStore:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._conn.executemany(
-                    f"INSERT OR IGNORE INTO audit_records ({_COLUMNS}) VALUES ({_marks(14)})",
+                    f"INSERT OR IGNORE INTO audit_records ({_COLUMNS}) VALUES ({_marks(16)})",
                     rows,
                 )
                 self._conn.execute("COMMIT")
@@ -235,6 +254,54 @@ class SQLiteStore:
                     self._conn.execute("ROLLBACK")
                 raise StoreError(f"retention on {self.path} failed: {exc}") from exc
         return RetentionResult(removed_records=removed)
+
+    def chain(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        writer: str | None = None,
+        first: int | None = None,
+        last: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The API forms of the records in ``[since, until)`` (of ``writer``, numbered
+        ``first`` to ``last``), unsealed ones first, then by writer and sequence number, as
+        stored: verification rehashes them. Read in slices of the index, so a long chain
+        streams."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        for sql, value in (
+            ("timestamp >= ?", None if since is None else format_timestamp(since)),
+            ("timestamp < ?", None if until is None else format_timestamp(until)),
+            ("chain_writer = ?", writer),
+            ("chain_seq >= ?", first),
+            ("chain_seq <= ?", last),
+        ):
+            if value is not None:
+                conditions.append(sql)
+                params.append(value)
+        where = " AND ".join(conditions) or "1"
+        key: tuple[Any, ...] = (None,)  # after: the last (writer, seq, rowid) read
+        while True:
+            if key == (None,):
+                after, extra = "", []
+            else:
+                after = " AND (chain_writer, chain_seq, seq) > (?, ?, ?)"
+                extra = list(key)
+                if key[0] is None:  # still among the unsealed ones, which sort first
+                    after = " AND (chain_writer IS NOT NULL OR (chain_writer IS NULL AND seq > ?))"
+                    extra = [key[2]]
+            with self._lock:
+                rows = self._conn.execute(
+                    f"SELECT chain_writer, chain_seq, seq, record FROM audit_records "
+                    f"WHERE {where}{after} ORDER BY chain_writer, chain_seq, seq LIMIT 5000",
+                    [*params, *extra],
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield parse_json(row[3])
+            key = tuple(rows[-1][:3])
 
     def close(self) -> None:
         with self._lock:
