@@ -348,6 +348,57 @@ def test_a_lock_held_at_fork_time_does_not_hang_the_child(tmp_path: Path) -> Non
     log.close()
 
 
+@pytest.mark.parametrize("product", ["elasticsearch", "opensearch"])
+def test_forked_children_deliver_over_connections_of_their_own(
+    product: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A pre-forking server's workers inherit the parent's open connections to the cluster.
+    Shared, their requests interleave on one socket and each reads the others' answers
+    (seen: every child's batches failed with another's bulk answer, one waited out its
+    timeout); each child must open its own, and deliver without a single retry."""
+    import uuid
+    import warnings
+
+    from opensearchpy import OpenSearch
+
+    from auditwire.stores.elasticsearch import OpenSearchStore
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    if product == "elasticsearch":
+        store = ElasticsearchStore(Elasticsearch(request.getfixturevalue("es_url")), prefix=prefix)
+    else:
+        url = request.getfixturevalue("opensearch_url")
+        store = OpenSearchStore(OpenSearch(url), prefix=prefix)
+    store.setup()
+    log = AuditLog(store, spool=tmp_path)
+    log.record("login")
+    assert log.flush(timeout=30)  # the parent's connection is open now
+    pids = []
+    for n in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # forking a threaded process
+            pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                for batch in range(20):
+                    log.write(
+                        [log.build("login", actor=Actor(id=f"{n}-{batch}-{i}")) for i in range(200)]
+                    )
+                stats = (log.flush(timeout=60), log.stats().retried, log.stats().last_error)
+                code = 0 if stats == (True, 0, None) else 3
+                log.close()
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
+    log.close()
+    names = list(store.client.indices.get(index=f"{prefix}-*"))
+    store.client.indices.delete(index=",".join(names))
+    store.client.indices.delete_index_template(name=prefix)
+    assert codes == [0, 0, 0]
+
+
 async def test_lifespan_shutdown_does_not_wait_out_a_failing_cluster(tmp_path: Path) -> None:
     """A server stopping while the cluster is down stops at once; the records it captured are
     in the spool for the next start."""

@@ -72,7 +72,9 @@ def _cluster(kind: str, url: str, tmp_path: Path) -> Iterator[Target]:
 
     def open_log(**integrity: Any) -> AuditLog:
         fresh = type(store)(store.client, prefix=prefix, refresh="wait_for")
-        return AuditLog(fresh, spool=tmp_path / "spool", integrity=_integrity(tmp_path, **integrity))
+        return AuditLog(
+            fresh, spool=tmp_path / "spool", integrity=_integrity(tmp_path, **integrity)
+        )
 
     try:
         yield Target(store, open_log, ClusterTamper(store), tmp_path / "copy.jsonl")
@@ -102,7 +104,9 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
         yield Target(store, open_log, SQLiteTamper(store), tmp_path / "copy.jsonl")
         store.close()
         return
-    url = request.getfixturevalue("es_url" if request.param == "elasticsearch" else "opensearch_url")
+    url = request.getfixturevalue(
+        "es_url" if request.param == "elasticsearch" else "opensearch_url"
+    )
     yield from _cluster(request.param, url, tmp_path)
 
 
@@ -323,7 +327,11 @@ def test_records_straddling_a_key_rotation_verify(target: Target) -> None:
     _records(log, 5)
     log.close()
     chain = target.tamper.chain()
-    keys = [api["metadata"]["checkpoint"]["key"] for api in chain if api["action"] == "audit_log.checkpoint"]
+    keys = [
+        api["metadata"]["checkpoint"]["key"]
+        for api in chain
+        if api["action"] == "audit_log.checkpoint"
+    ]
     assert keys == ["k1", "k1", "k2"]
     report = target.verify(keyring=ring)
     assert report.ok, report.text()

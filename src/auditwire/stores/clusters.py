@@ -62,6 +62,29 @@ class ClusterApi(Protocol):
     def version(self) -> str: ...
     def node_urls(self) -> list[str]: ...
     def close(self) -> None: ...
+    def forget_connections(self) -> None: ...
+
+
+def forget_pooled(pool: Any) -> None:
+    """Drop the open connections of a urllib3 pool a forked child inherited, leaving the pool
+    to open its own. Parent and child would otherwise share each socket: their requests
+    interleave on it and each may read the other's answer — a bulk answer taken for another
+    batch's marks records delivered that were not. Closing the child's copy of a socket does
+    not touch the parent's connection (TLS is not shut down by a close)."""
+    queue = getattr(pool, "pool", None)
+    if queue is None:  # closed, or not a urllib3 pool
+        return
+    kept = 0
+    while True:
+        try:
+            connection = queue.get(block=False)
+        except Exception:  # empty
+            break
+        kept += 1
+        if connection is not None:
+            connection.close()
+    for _ in range(kept):
+        queue.put(None)  # an empty slot: the pool connects afresh when it is taken
 
 
 def client_version_error(exc: Exception) -> ClientVersionError | None:
@@ -286,6 +309,10 @@ class ElasticsearchApi:
     def close(self) -> None:
         self.client.close()
 
+    def forget_connections(self) -> None:
+        for node in self.client.transport.node_pool.all():
+            forget_pooled(getattr(node, "pool", None))
+
 
 def _given_client(client: Any, connection: Connection | None) -> bool:
     if isinstance(client, str):
@@ -431,6 +458,10 @@ class OpenSearchApi:
 
     def close(self) -> None:
         self.client.close()
+
+    def forget_connections(self) -> None:
+        for connection in self.client.transport.connection_pool.connections:
+            forget_pooled(getattr(connection, "pool", None))
 
 
 def opensearch_client(client: Any, connection: Connection | None = None) -> Any:

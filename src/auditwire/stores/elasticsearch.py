@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from auditwire._fork import renew_in_child
 from auditwire._ids import ID_PATTERN
 from auditwire._time import format_timestamp, utcnow
 from auditwire.aggregation import TimeBucket, TopValue
@@ -122,9 +123,15 @@ class ElasticsearchStore:
         self.read_pattern = read_pattern(prefix)
         #: Whether this store has seen its index template in place (see :meth:`send`).
         self.template_ready = False
+        renew_in_child(self, ElasticsearchStore._after_fork)
         #: Whether a document without a seal is refused (an :class:`~auditwire.AuditLog`
         #: seals everything it writes, and sets this on its store).
         self.require_seal = False
+
+    def _after_fork(self) -> None:
+        """A forked child opens connections of its own (see
+        :func:`~auditwire.stores.clusters.forget_pooled`)."""
+        self._api.forget_connections()
 
     @staticmethod
     def _connect(client: Any, connection: Connection | None) -> Any:
