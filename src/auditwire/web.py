@@ -116,7 +116,12 @@ def audit_log_api(audit_log: AuditLog, mounted_at: str) -> AuditLogAPI:
     store = audit_log.store
     if not isinstance(store, Store):
         raise TypeError(f"{store!r} is write-only; the audit-log API needs a readable store")
-    return AuditLogAPI(store, bound_tenant=audit_log.tenant, mounted_at=mounted_at)
+    return AuditLogAPI(
+        store,
+        bound_tenant=audit_log.tenant,
+        mounted_at=mounted_at,
+        integrity=audit_log.sealer.integrity,
+    )
 
 
 def read_recorder(audit_log: AuditLog, reader: Callable[[], object], peer: str | None) -> Recorder:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
 from starlette.middleware import Middleware
@@ -37,18 +36,10 @@ from auditwire import Actor, AuditLog, AuditQuery, SQLiteStore, Target
 from auditwire._time import utcnow
 from auditwire.asgi import AuditMiddleware
 from auditwire.web import audit_log_routes
+from tests.listing.conftest import ADMIN
 from tests.support.servers import ROOT, free_port
 
 AXE = ROOT / "build" / "node" / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ADMIN = {"x-role": "admin", "x-tenant": "acme"}
 SCREENSHOT = ROOT / "build" / "viewer.png"
 
 
@@ -119,27 +110,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Audi
     server.should_exit = True
     thread.join(30)
     log.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    assert chromium, "no chromium on PATH: `make test` installs Debian's chromium package"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    # bypass_csp: axe-core is injected into pages whose policy allows no script at all.
-    context = browser.new_context(
-        extra_http_headers=ADMIN, viewport={"width": 1400, "height": 1000}, bypass_csp=True
-    )
-    opened = context.new_page()
-    yield opened
-    context.close()
 
 
 def viewer(base: str, query: str = "") -> str:

@@ -41,7 +41,16 @@ from auditwire.integrity.keys import Keyring
 from auditwire.seal import ZERO, default_origin, seal_problem
 from auditwire.stores.base import Chained
 
-__all__ = ["VERDICTS", "Finding", "Report", "WriterReport", "read_copy", "verify"]
+__all__ = [
+    "VERDICTS",
+    "Finding",
+    "RecordCheck",
+    "Report",
+    "WriterReport",
+    "check_record",
+    "read_copy",
+    "verify",
+]
 
 Severity = Literal["error", "warning"]
 VERDICTS = (
@@ -463,3 +472,66 @@ def verify(
         ]
     )
     return Report(writers, warnings)
+
+
+#: How far past a record :func:`check_record` looks for the checkpoint that vouches for it.
+CHECK_REACH = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCheck:
+    """Whether one record verifies: ``verified`` (a valid checkpoint after it vouches for
+    the chain through it), ``linked`` (sealed and linked to its neighbours, no checkpoint
+    checked yet), ``failed`` or ``unsealed``; ``detail`` says why, for people."""
+
+    status: Literal["verified", "linked", "failed", "unsealed"]
+    detail: str
+
+
+def check_record(
+    store: Chained,
+    api: dict[str, Any],
+    *,
+    keyring: Keyring | None = None,
+    origin: str | None = None,
+) -> RecordCheck:
+    """Check one record (its API form, as stored): its seal, its links to its neighbours,
+    and the next checkpoint of its writer, up to :data:`CHECK_REACH` records on. What the
+    viewer's record page shows; :func:`verify` checks whole chains."""
+    integrity = api.get("integrity")
+    if not isinstance(integrity, dict):
+        return RecordCheck("unsealed", "This record carries no seal.")
+    problem = seal_problem(api)
+    if problem is not None:
+        return RecordCheck("failed", f"Its seal does not hold: {problem}.")
+    expected = origin or default_origin()
+    if integrity.get("origin") != expected:
+        return RecordCheck("failed", f"It belongs to the log {integrity.get('origin')!r}.")
+    writer, seq = integrity["writer"], integrity["seq"]
+    if seq > 1:
+        before = list(store.chain(writer=writer, first=seq - 1, last=seq - 1))
+        if len(before) == 1 and before[0]["integrity"].get("hash") != integrity["prev"]:
+            return RecordCheck("failed", f"It does not link to record {seq - 1} of its writer.")
+    head, number = integrity["hash"], seq
+    for following in store.chain(writer=writer, first=seq + 1, last=seq + CHECK_REACH):
+        seal = following["integrity"]
+        if seal["seq"] != number + 1 or seal.get("prev") != head or seal_problem(following):
+            return RecordCheck(
+                "failed", f"The chain after it breaks at record {seal['seq']} of its writer."
+            )
+        head, number = seal["hash"], seal["seq"]
+        if following.get("action") != CHECKPOINT_ACTION:
+            continue
+        if keyring is None:
+            return RecordCheck(
+                "linked",
+                f"Sealed and linked up to checkpoint {number}; no key here to check checkpoints.",
+            )
+        body, trouble = read_checkpoint(following, keyring)
+        if trouble is not None or body is None or body.get("head") != seal.get("prev"):
+            detail = trouble.detail if trouble is not None else "it signed another chain"
+            return RecordCheck("failed", f"The checkpoint at {number} does not hold: {detail}.")
+        return RecordCheck(
+            "verified", f"Vouched for by the checkpoint at {number}, signed {body['time']}."
+        )
+    return RecordCheck("linked", "Sealed and linked; no checkpoint vouches for it yet.")

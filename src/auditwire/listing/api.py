@@ -35,6 +35,7 @@ from auditwire.errors import (
     InvalidRecordError,
     RecordNotFoundError,
 )
+from auditwire.integrity.sealer import Integrity
 from auditwire.listing.charts import aggregate
 from auditwire.listing.export import FORMATS, export, parse_export_request
 from auditwire.listing.openapi import openapi_document
@@ -156,7 +157,8 @@ def _security_log(record: AuditRecord) -> dict[str, Any]:
 
 class AuditLogAPI:
     """The API over ``store``. ``bound_tenant`` is the tenant of a log bound to one (it serves
-    no other tenant's URL); ``mounted_at`` is the prefix the OpenAPI description states."""
+    no other tenant's URL); ``mounted_at`` is the prefix the OpenAPI description states;
+    ``integrity`` (the log's origin and keyring) is what the viewer checks records against."""
 
     def __init__(
         self,
@@ -164,8 +166,10 @@ class AuditLogAPI:
         *,
         bound_tenant: str | None = None,
         mounted_at: str = "/t/{tenant}/api/v1/admin",
+        integrity: Integrity | None = None,
     ) -> None:
         self.store = store
+        self.integrity = integrity
         self.bound_tenant = bound_tenant
         self.description = openapi_document(mounted_at)
         self._viewer: Viewer | None = None
@@ -174,7 +178,7 @@ class AuditLogAPI:
     def viewer(self) -> Viewer:
         """The viewer's pages, made on first use (they need Jinja2, the API does not)."""
         if self._viewer is None:
-            self._viewer = Viewer(self.store)
+            self._viewer = Viewer(self.store, self.integrity)
         return self._viewer
 
     def tenant_for(self, caller: Caller, url_tenant: str | None) -> str | None:

@@ -45,10 +45,13 @@ from auditwire.aggregation import (
     interval_for,
 )
 from auditwire.errors import InvalidQueryError, MissingDependencyError
+from auditwire.integrity.sealer import Integrity
+from auditwire.integrity.verify import check_record
 from auditwire.listing.export import FORMATS, ExportFormat, export
 from auditwire.listing.params import param_items, parse_list_request
 from auditwire.query import AuditQuery, Cursor
 from auditwire.record import OUTCOMES, AuditRecord, flat_fields
+from auditwire.stores.base import Chained
 
 if TYPE_CHECKING:
     from auditwire.stores.base import Store
@@ -87,6 +90,13 @@ _FIELDS = (
     ("sourceIp", "Source IP", "address or CIDR, e.g. 203.0.113.0/24"),
 )
 _OUTCOME_SIGNS = {"success": "✓", "failure": "✗", "error": "!"}
+#: A record's integrity status as its page words it (the sign first, as for outcomes).
+_INTEGRITY_LABELS = {
+    "verified": "✓ Verified",
+    "linked": "Sealed",
+    "failed": "✗ Does not verify",
+    "unsealed": "Not sealed",
+}
 _TEMPLATES = Path(__file__).with_name("templates")
 
 
@@ -157,14 +167,16 @@ class ViewerPage:
 
 
 class Viewer:
-    """Renders the pages over ``store``."""
+    """Renders the pages over ``store``; a record's page says whether it verifies against
+    ``integrity`` (the log's origin and keyring)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, integrity: Integrity | None = None) -> None:
         try:
             import jinja2
         except ImportError:
             raise MissingDependencyError("the auditwire viewer", "web") from None
         self.store = store
+        self.integrity = integrity
         self._executor: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._env = jinja2.Environment(
@@ -178,6 +190,7 @@ class Viewer:
         self._env.globals.update(
             outcomes=OUTCOMES,
             signs=_OUTCOME_SIGNS,
+            integrity_labels=_INTEGRITY_LABELS,
             ranges=_RANGE_NAMES,
             fields=_FIELDS,
             chart_width=CHART_WIDTH,
@@ -325,8 +338,15 @@ class Viewer:
 
     def record_page(self, record: AuditRecord) -> str:
         document = record.to_api()
+        integrity = self.integrity
+        check = (
+            check_record(self.store, document, keyring=integrity.keyring, origin=integrity.origin)
+            if isinstance(self.store, Chained) and integrity is not None
+            else None
+        )
         return self._env.get_template("record.html").render(
             record=record,
+            check=check,
             fields=[(name, value) for name, value in flat_fields(record).items() if value],
             metadata=json.dumps(record.metadata, indent=2, ensure_ascii=False, sort_keys=True),
             raw=json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True),
