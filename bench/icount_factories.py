@@ -61,3 +61,18 @@ def wsgi_discard(app: Any) -> WsgiAudit:
 
 def wsgi_spool(app: Any) -> WsgiAudit:
     return WsgiAudit(app, _spooled(), trusted_proxies=TRUSTED)
+
+
+def _unsealed(log: AuditLog) -> AuditLog:
+    """``log`` with its records passed through unsealed: only to measure what sealing
+    costs, by difference (every log seals)."""
+    log.sealer.chain.seal = list  # type: ignore[method-assign]
+    return log
+
+
+def asgi_spool_unsealed(app: Any) -> AsgiAudit:
+    return AsgiAudit(app, _unsealed(_spooled()), trusted_proxies=TRUSTED)
+
+
+def wsgi_spool_unsealed(app: Any) -> WsgiAudit:
+    return WsgiAudit(app, _unsealed(_spooled()), trusted_proxies=TRUSTED)

@@ -227,7 +227,7 @@ def test_a_cluster_set_up_by_an_older_version_is_upgraded_before_the_first_send(
     """A template of schema 1 (before ``ecs.version``) and a partition made under it: the
     strict mapping would refuse every new document. The first send installs the current
     template and adds the new fields to the partition; nothing is dead-lettered."""
-    from auditwire.ecs import ECS_VERSION
+    from auditwire.ecs import ECS_VERSION, SCHEMA_VERSION
 
     client, prefix = es_store.client, es_store.prefix
     installed = client.indices.get_index_template(name=prefix)["index_templates"][0]
@@ -254,4 +254,6 @@ def test_a_cluster_set_up_by_an_older_version_is_upgraded_before_the_first_send(
         "properties": {"version": {"type": "keyword", "ignore_above": 1024}}
     }
     installed = client.indices.get_index_template(name=prefix)["index_templates"][0]
-    assert installed["index_template"]["_meta"]["schema_version"] == 2
+    assert installed["index_template"]["_meta"]["schema_version"] == SCHEMA_VERSION
+    sealed = _mapping(es_store)["properties"]["auditwire"]["properties"]["integrity"]
+    assert sealed["properties"]["seq"] == {"type": "long"}

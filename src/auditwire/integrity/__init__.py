@@ -9,5 +9,16 @@ Records are sealed into per-writer hash chains (:mod:`auditwire.seal`) by the
 from auditwire.integrity.checkpoint import CHECKPOINT_ACTION
 from auditwire.integrity.keys import IntegrityKey, Keyring, KeyringError
 from auditwire.integrity.sealer import Integrity, Sealer
+from auditwire.integrity.verify import Report, check_record, verify
 
-__all__ = ["CHECKPOINT_ACTION", "Integrity", "IntegrityKey", "Keyring", "KeyringError", "Sealer"]
+__all__ = [
+    "CHECKPOINT_ACTION",
+    "Integrity",
+    "IntegrityKey",
+    "Keyring",
+    "KeyringError",
+    "Report",
+    "Sealer",
+    "check_record",
+    "verify",
+]
