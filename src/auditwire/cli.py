@@ -263,6 +263,7 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
             tenant=args.tenant,
             copy=args.copy,
             grace=None if args.grace is None else timedelta(seconds=args.grace),
+            workers=args.workers,
         )
     finally:
         store.close()
@@ -427,6 +428,12 @@ def parser() -> argparse.ArgumentParser:
     verify_cmd.add_argument("--origin", help="the log's name (default $AUDITWIRE_ORIGIN)")
     verify_cmd.add_argument(
         "--grace", type=float, help="seconds a checkpoint may be late (default: one interval)"
+    )
+    verify_cmd.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes walking the chains side by side (default: one per core)",
     )
     verify_cmd.add_argument("--format", choices=("text", "json"), default="text")
     verify_cmd.set_defaults(run=_verify)

@@ -18,7 +18,8 @@ from auditwire._time import utcnow
 from auditwire.cli import main
 from auditwire.ecs import api_from_ecs, from_ecs, to_ecs
 from auditwire.integrity import Integrity, IntegrityKey, Keyring, KeyringError
-from auditwire.integrity.verify import verify
+from auditwire.integrity.verify import Report, verify
+from auditwire.record import PART_TYPES, REFERENCE_TO_API
 from auditwire.seal import Chain, record_digest
 from tests.records import records
 
@@ -149,3 +150,37 @@ def test_the_fast_ecs_reading_gives_the_api_form(record: AuditRecord) -> None:
         assert api_from_ecs(document) == from_ecs(document).to_api() == each.to_api()
     assert sealed.integrity is not None and record_digest(sealed) == sealed.integrity.hash
     assert sealed.with_changes(integrity=None) == record
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(record=records())
+def test_the_compiled_api_form_is_the_defined_one(record: AuditRecord) -> None:
+    """``to_api`` runs as straight-line code written from the field tables; the classes'
+    own loops over those tables define it."""
+    (sealed,) = Chain("auditwire").seal([record])
+    for each in (record, sealed):
+        defined = REFERENCE_TO_API[AuditRecord](each)
+        assert each.to_api() == defined and list(each.to_api()) == list(defined)
+        for name, kind in PART_TYPES.items():
+            part = getattr(each, name)
+            if part is not None:
+                assert part.to_api() == REFERENCE_TO_API[kind](part)
+
+
+def test_verifying_in_several_processes_finds_what_one_finds(tmp_path: Path) -> None:
+    ring = Keyring([IntegrityKey.hmac("x" * 32, "k1")])
+    db = tmp_path / "audit.db"
+    for _ in range(3):  # three writers
+        _sealed_log(db, ring)
+    conn = sqlite3.connect(db)
+    conn.executescript("DROP TRIGGER audit_records_no_delete;")
+    conn.execute("DELETE FROM audit_records WHERE chain_seq = 2 AND rowid < 4")
+    conn.commit()
+    one = verify(SQLiteStore(db), keyring=ring)
+    two = verify(SQLiteStore(db), keyring=ring, workers=2)
+    assert not one.ok and one.verdicts() == {"missing"}
+
+    def writers(report: Report) -> list[dict[str, object]]:
+        return sorted((w.to_json() for w in report.writers), key=lambda w: str(w["writer"]))
+
+    assert writers(one) == writers(two) and len(writers(two)) == 3

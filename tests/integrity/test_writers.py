@@ -145,3 +145,26 @@ def test_a_writer_killed_with_sigkill_is_a_warning(tmp_path: Path) -> None:
     assert report.verdicts() == {"unclosed"}
     (writer,) = report.writers
     assert "crash or kill -9" in writer.findings[0].detail
+
+
+def test_a_forked_child_opens_the_database_anew(tmp_path: Path) -> None:
+    """SQLite forbids using a connection made before fork() in the child; the store opens its
+    own there, and the parent's stays the parent's."""
+    log = AuditLog(f"sqlite:///{tmp_path / 'audit.db'}")
+    store = log.store
+    assert isinstance(store, SQLiteStore)
+    inherited = store._conn
+    log.record("user.login")
+
+    def work() -> None:
+        assert store._conn is not inherited
+        log.record("user.login")
+        log.close()
+
+    (status,) = _wait([_child(work)])
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store._conn is inherited
+    log.record("user.logout")
+    log.close()
+    report = verify(SQLiteStore(tmp_path / "audit.db"))
+    assert report.ok and report.records == 3 and len(report.writers) == 2

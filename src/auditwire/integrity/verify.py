@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
+import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -188,7 +191,7 @@ class _Walk:
     gaps: list[tuple[int, int, str, str]] = field(default_factory=list)  # first, last, prev, next
     vouched: int = 0  # the last number a valid checkpoint vouches for
     checkpoint_time: datetime | None = None
-    last_time: datetime | None = None
+    last_stamp: object = None  # the last record's time as stored (read when needed)
     interval: float | None = None
     holed: bool = False  # a hole since the last checkpoint
     moved: int = 0  # the number of the last record found out of its place
@@ -220,19 +223,39 @@ class _Verifier:
         )
 
     def walk(self, records: Iterable[dict[str, Any]]) -> None:
+        walks = self.walks
+        walk: _Walk | None = None
         for api in records:
-            integrity: dict[str, Any] = api.get("integrity") or {}
+            integrity = api.get("integrity")
             writer = integrity.get("writer") if isinstance(integrity, dict) else None
-            walk = self.walks.get(writer)
-            if walk is None:
-                walk = self.walks[writer] = _Walk(WriterReport(writer))
+            if walk is None or writer != walk.report.writer:  # records come by writer
+                walk = walks.get(writer)
+                if walk is None:
+                    walk = walks[writer] = _Walk(WriterReport(writer))
             report = walk.report
             report.records += 1
             report.tenants.add(api.get("tenant"))
-            if writer is None:
+            if writer is None or not isinstance(integrity, dict):
                 report.findings.append(
                     Finding("unsealed", "the record has no seal", None, api.get("id"))
                 )
+                continue
+            seq, digest = integrity.get("seq"), integrity.get("hash")
+            if (  # the common case, first: the next record, linked, not a checkpoint
+                seq == walk.seq + 1
+                and walk.seq
+                and integrity.get("prev") == walk.head
+                and not report.closed
+                and api.get("action") != CHECKPOINT_ACTION
+                and seal_problem(api) is None
+            ):
+                walk.seq = report.last = seq
+                walk.head = str(digest)
+                seen = walk.seen
+                seen[walk.head] = seq
+                if len(seen) > _WINDOW:
+                    del seen[next(iter(seen))]
+                walk.last_stamp = api.get("timestamp")
                 continue
             self.step(walk, api, integrity)
 
@@ -288,8 +311,7 @@ class _Verifier:
         if len(walk.seen) > _WINDOW:
             del walk.seen[next(iter(walk.seen))]
         report.last = seq
-        with contextlib.suppress(InvalidRecordError):
-            walk.last_time = parse_timestamp(api.get("timestamp"))
+        walk.last_stamp = api.get("timestamp")
         if api.get("action") == CHECKPOINT_ACTION:
             self.checkpoint(walk, api, integrity)
 
@@ -370,8 +392,11 @@ class _Verifier:
         since, allowed = walk.checkpoint_time, self.allowed(walk)
         if since is None:
             return
-        if walk.last_time is not None and walk.last_time - since > allowed:
-            late = walk.last_time - since
+        last_time = None
+        with contextlib.suppress(InvalidRecordError):
+            last_time = parse_timestamp(walk.last_stamp)
+        if last_time is not None and last_time - since > allowed:
+            late = last_time - since
             self.finding(
                 walk, "stale", f"records go on {late} after the last checkpoint ({allowed} allowed)"
             )
@@ -414,6 +439,44 @@ class _Verifier:
             self.finding(walk, "truncated", f"{detail}, up to {max(seqs)}")
 
 
+def _shares(writers: list[str | None], count: int) -> list[list[str | None]]:
+    """The writers dealt into ``count`` shares (fewer when there are fewer writers)."""
+    return [share for share in (writers[n::count] for n in range(count)) if share]
+
+
+#: What a forked worker walks: set before the fork, read in the child.
+_SHARED: dict[str, Any] = {}
+
+
+def _walk_share(share: list[str | None]) -> tuple[dict[str | None, _Walk], dict[str, Any]]:
+    verifier, since, until = _SHARED["verifier"], _SHARED["since"], _SHARED["until"]
+    for writer in share:
+        verifier.walk(
+            verifier.store.chain(since=since, until=until, unsealed=True)
+            if writer is None
+            else verifier.store.chain(since=since, until=until, writer=writer)
+        )
+    return verifier.walks, verifier.pruned
+
+
+def _forked(
+    verifier: _Verifier,
+    shares: list[list[str | None]],
+    since: datetime | None,
+    until: datetime | None,
+) -> list[tuple[dict[str | None, _Walk], dict[str, Any]]]:
+    """Each share walked in a forked process of its own (stores open their connections
+    anew in a child), the walks sent back."""
+    _SHARED.update(verifier=verifier, since=since, until=until)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads about
+            with multiprocessing.get_context("fork").Pool(len(shares)) as pool:
+                return pool.map(_walk_share, shares, chunksize=1)
+    finally:
+        _SHARED.clear()
+
+
 def _covers(
     entry: dict[str, Any],
     first: int,
@@ -442,16 +505,30 @@ def verify(
     copy: Iterable[dict[str, Any]] | str | Path | None = None,
     grace: timedelta | None = None,
     now: datetime | None = None,
+    workers: int = 1,
 ) -> Report:
     """Verify the chains of ``store`` (between ``since`` and ``until``; of the writers that
     wrote for ``tenant``) against ``keyring``, and against the checkpoints in ``copy`` (a
     copy file, or their API forms). ``grace`` is how late a checkpoint may be beyond its
     interval (default: one interval). A time-bounded run checks what lies in the range: it
-    cannot see a deleted tail or a chain's start outside it."""
+    cannot see a deleted tail or a chain's start outside it.
+
+    ``workers`` > 1 walks the writers' chains in that many forked processes, each reading
+    its own share (what ``auditwire verify`` does on a machine with several cores): hashing
+    is CPU-bound and Python runs it on one core per process. Fork from a process without
+    other threads at work (the command line is one); where ``fork()`` is missing, one
+    process walks them all."""
     verifier = _Verifier(
         store, keyring, origin or default_origin(), grace, since is not None or until is not None
     )
-    verifier.walk(store.chain(since=since, until=until))
+    if workers > 1 and hasattr(os, "fork"):
+        groups = _shares(store.writers(since=since, until=until), workers)
+        for walks, pruned in _forked(verifier, groups, since, until):
+            verifier.walks.update(walks)
+            for writer, entries in pruned.items():
+                verifier.pruned.setdefault(writer, []).extend(entries)
+    else:
+        verifier.walk(store.chain(since=since, until=until))
     for walk in verifier.walks.values():
         if walk.report.writer is not None:
             verifier.resolve(walk)

@@ -111,7 +111,15 @@ class Chained(Protocol):
         writer: str | None = None,
         first: int | None = None,
         last: int | None = None,
+        unsealed: bool = False,
     ) -> Iterator[dict[str, Any]]: ...
+
+    def writers(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[str | None]:
+        """The writers of the records in ``[since, until)``, ``None`` for records without a
+        seal (so verification can split the work by writer)."""
+        ...
 
 
 def retryable_status(status: int) -> bool:

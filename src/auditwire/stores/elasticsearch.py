@@ -437,19 +437,16 @@ class ElasticsearchStore:
         writer: str | None = None,
         first: int | None = None,
         last: int | None = None,
+        unsealed: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """The API forms of the records in ``[since, until)`` (of ``writer``, numbered
-        ``first`` to ``last``), unsealed ones first, then by writer and sequence number, as
-        stored: verification rehashes them. Pages by ``search_after`` on the chain's keys and
-        the record id, so any number of records stream in pages of 5,000."""
-        filters: list[dict[str, Any]] = []
-        stamp: dict[str, str] = {}
-        if since is not None:
-            stamp["gte"] = format_timestamp(since)
-        if until is not None:
-            stamp["lt"] = format_timestamp(until)
-        if stamp:
-            filters.append({"range": {"@timestamp": stamp}})
+        ``first`` to ``last``; or only those without a seal), unsealed ones first, then by
+        writer and sequence number, as stored: verification rehashes them. Pages by
+        ``search_after`` on the chain's keys and the record id, so any number of records
+        stream in pages of 5,000."""
+        filters = self._time_filters(since, until)
+        if unsealed:
+            filters.append({"bool": {"must_not": {"exists": {"field": f"{_CHAIN}.writer"}}}})
         if writer is not None:
             filters.append({"term": {f"{_CHAIN}.writer": writer}})
         seqs = {op: value for op, value in (("gte", first), ("lte", last)) if value is not None}
@@ -472,6 +469,46 @@ class ElasticsearchStore:
             if len(hits) < body["size"]:
                 return
             body["search_after"] = hits[-1]["sort"]
+
+    def writers(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[str | None]:
+        """The writers of the records in ``[since, until)`` (``None`` for records without a
+        seal), in chain order: a composite aggregation, paged."""
+        body: dict[str, Any] = {
+            "size": 0,
+            "query": {"bool": {"filter": self._time_filters(since, until)}},
+            "aggs": {
+                "writers": {
+                    "composite": {
+                        "size": 1000,
+                        "sources": [
+                            {
+                                "writer": {
+                                    "terms": {"field": f"{_CHAIN}.writer", "missing_bucket": True}
+                                }
+                            }
+                        ],
+                    }
+                }
+            },
+        }
+        found: list[str | None] = []
+        while True:
+            answer = self._api.search(self.read_pattern, body)["aggregations"]["writers"]
+            found.extend(bucket["key"]["writer"] for bucket in answer["buckets"])
+            if not answer["buckets"] or "after_key" not in answer:
+                return found
+            body["aggs"]["writers"]["composite"]["after"] = answer["after_key"]
+
+    @staticmethod
+    def _time_filters(since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
+        stamp: dict[str, str] = {}
+        if since is not None:
+            stamp["gte"] = format_timestamp(since)
+        if until is not None:
+            stamp["lt"] = format_timestamp(until)
+        return [{"range": {"@timestamp": stamp}}] if stamp else []
 
     def refresh_indices(self) -> None:
         """Make every write so far visible to search (for tests and demos)."""

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from auditwire._fork import renew_in_child
 from auditwire._time import format_timestamp, utcnow
 from auditwire.aggregation import TimeBucket, TopValue
 from auditwire.canonical import parse_json
@@ -134,29 +135,44 @@ class SQLiteStore:
         use): a missing file is a :class:`~auditwire.errors.StoreError`, and nothing — file
         or directory — is created."""
         self.path = str(path)
+        self.readonly = readonly
         self._lock = threading.Lock()
-        if readonly:
-            if self.path == ":memory:" or not Path(self.path).is_file():
-                raise StoreError(f"there is no audit database at {self.path}")
-            uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
-            self._conn = sqlite3.connect(
-                uri, uri=True, check_same_thread=False, isolation_level=None
-            )
-            return
-        if self.path != ":memory:":
+        if readonly and (self.path == ":memory:" or not Path(self.path).is_file()):
+            raise StoreError(f"there is no audit database at {self.path}")
+        if not readonly and self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn = self._open()
+        if readonly:
+            return
         with self._lock:
-            if self.path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
             columns = {row[1] for row in self._conn.execute("PRAGMA table_info(audit_records)")}
             chain = "" if "chain_writer" in columns else _CHAIN_COLUMNS
             self._conn.executescript(f"BEGIN IMMEDIATE; {chain} {_CHAIN_INDEX} COMMIT;")
+        renew_in_child(self, SQLiteStore._after_fork)
+
+    def _open(self) -> sqlite3.Connection:
+        if self.readonly:
+            uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
+            return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        if self.path != ":memory:":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
+
+    def _after_fork(self) -> None:
+        """A forked child opens the database anew: SQLite forbids using a connection made
+        before ``fork()`` in the child (both would write through one file handle's locks)."""
+        self._lock = threading.Lock()
+        if self.path == ":memory:":
+            return  # the child's copy of the parent's memory is its own
+        # Kept, never closed here: closing would let SQLite act on the parent's files.
+        self._inherited = self._conn
+        self._conn = self._open()
 
     def write(self, records: Sequence[AuditRecord]) -> None:
         """Insert all records in one transaction; ids already stored are skipped."""
@@ -263,12 +279,13 @@ class SQLiteStore:
         writer: str | None = None,
         first: int | None = None,
         last: int | None = None,
+        unsealed: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """The API forms of the records in ``[since, until)`` (of ``writer``, numbered
-        ``first`` to ``last``), unsealed ones first, then by writer and sequence number, as
-        stored: verification rehashes them. Read in slices of the index, so a long chain
-        streams."""
-        conditions: list[str] = []
+        ``first`` to ``last``; or only those without a seal), unsealed ones first, then by
+        writer and sequence number, as stored: verification rehashes them. Read in slices of
+        the index, so a long chain streams."""
+        conditions: list[str] = ["chain_writer IS NULL"] if unsealed else []
         params: list[Any] = []
         for sql, value in (
             ("timestamp >= ?", None if since is None else format_timestamp(since)),
@@ -302,6 +319,27 @@ class SQLiteStore:
             for row in rows:
                 yield parse_json(row[3])
             key = tuple(rows[-1][:3])
+
+    def writers(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[str | None]:
+        """The writers of the records in ``[since, until)`` (``None`` for records without a
+        seal), in chain order."""
+        conditions, params = [], []
+        if since is not None:
+            conditions.append("timestamp >= ?")
+            params.append(format_timestamp(since))
+        if until is not None:
+            conditions.append("timestamp < ?")
+            params.append(format_timestamp(until))
+        where = " AND ".join(conditions) or "1"
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT DISTINCT chain_writer FROM audit_records WHERE {where} "
+                "ORDER BY chain_writer",
+                params,
+            ).fetchall()
+        return [row[0] for row in rows]
 
     def close(self) -> None:
         with self._lock:
