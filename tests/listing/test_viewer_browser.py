@@ -12,8 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -21,7 +19,6 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
@@ -37,7 +34,7 @@ from auditwire._time import utcnow
 from auditwire.asgi import AuditMiddleware
 from auditwire.web import audit_log_routes
 from tests.listing.conftest import ADMIN
-from tests.support.servers import ROOT, free_port
+from tests.support.servers import ROOT, in_thread
 
 AXE = ROOT / "build" / "node" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOT = ROOT / "build" / "viewer.png"
@@ -91,24 +88,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Audi
             timestamp=now - timedelta(minutes=11 * n + 1),
             metadata={"n": n},
         )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(log), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=base, headers=ADMIN) as client:
-        for user in ("usr_41", "usr_42"):
-            assert client.post(f"/t/acme/users/{user}/block").text == "blocked"
-    assert log.flush(10)
-    yield base, log
-    server.should_exit = True
-    thread.join(30)
+    with in_thread(create_app(log)) as base:
+        with httpx.Client(base_url=base, headers=ADMIN) as client:
+            for user in ("usr_41", "usr_42"):
+                assert client.post(f"/t/acme/users/{user}/block").text == "blocked"
+        assert log.flush(10)
+        yield base, log
     log.close()
 
 

@@ -5,19 +5,16 @@ back."""
 from __future__ import annotations
 
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Page
 
 from auditwire import Actor, AuditLog
 from auditwire.integrity import Integrity, IntegrityKey, Keyring
 from tests.listing.test_viewer_browser import create_app, no_axe_violations, viewer
-from tests.support.servers import free_port
+from tests.support.servers import in_thread
 
 
 @pytest.fixture
@@ -29,19 +26,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, AuditLog, Path]]:
         log.record("login", actor=Actor(id=f"usr_{n}"), tenant="acme")
     log.sealer.checkpoint()
     log.record("login", actor=Actor(id="usr_late"), tenant="acme")
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(log), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", log, path
-    server.should_exit = True
-    thread.join(30)
+    with in_thread(create_app(log)) as base:
+        yield base, log, path
     log.close()
 
 

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -55,3 +56,25 @@ def serving(
         stopped = server.wait(timeout=60)
         errors.close()
     assert stopped in (0, -signal.SIGTERM), log.read_text()
+
+
+@contextlib.contextmanager
+def in_thread(app: Any) -> Iterator[str]:
+    """Serve ``app`` under uvicorn in a thread of this process; yield its base URL."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

@@ -112,7 +112,11 @@ class Chained(Protocol):
         first: int | None = None,
         last: int | None = None,
         unsealed: bool = False,
-    ) -> Iterator[dict[str, Any]]: ...
+    ) -> Iterator[dict[str, Any]]:
+        """The API forms of the records in ``[since, until)`` (of ``writer``, numbered
+        ``first`` to ``last``; or only those without a seal), exactly as stored: unsealed
+        ones first, then by writer and sequence number. Verification rehashes them."""
+        ...
 
     def writers(
         self, *, since: datetime | None = None, until: datetime | None = None

@@ -439,11 +439,8 @@ class ElasticsearchStore:
         last: int | None = None,
         unsealed: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """The API forms of the records in ``[since, until)`` (of ``writer``, numbered
-        ``first`` to ``last``; or only those without a seal), unsealed ones first, then by
-        writer and sequence number, as stored: verification rehashes them. Pages by
-        ``search_after`` on the chain's keys and the record id, so any number of records
-        stream in pages of 5,000."""
+        """:meth:`Chained.chain <auditwire.stores.base.Chained.chain>`: pages of 5,000 by
+        ``search_after`` on the chain's keys and the record id, so any number stream."""
         filters = self._time_filters(since, until)
         if unsealed:
             filters.append({"bool": {"must_not": {"exists": {"field": f"{_CHAIN}.writer"}}}})
@@ -473,8 +470,8 @@ class ElasticsearchStore:
     def writers(
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[str | None]:
-        """The writers of the records in ``[since, until)`` (``None`` for records without a
-        seal), in chain order: a composite aggregation, paged."""
+        """:meth:`Chained.writers <auditwire.stores.base.Chained.writers>`: a composite
+        aggregation, paged."""
         body: dict[str, Any] = {
             "size": 0,
             "query": {"bool": {"filter": self._time_filters(since, until)}},

@@ -281,10 +281,8 @@ class SQLiteStore:
         last: int | None = None,
         unsealed: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """The API forms of the records in ``[since, until)`` (of ``writer``, numbered
-        ``first`` to ``last``; or only those without a seal), unsealed ones first, then by
-        writer and sequence number, as stored: verification rehashes them. Read in slices of
-        the index, so a long chain streams."""
+        """:meth:`Chained.chain <auditwire.stores.base.Chained.chain>`: slices of the chain
+        index, so a long chain streams."""
         conditions: list[str] = ["chain_writer IS NULL"] if unsealed else []
         params: list[Any] = []
         for sql, value in (
@@ -323,8 +321,7 @@ class SQLiteStore:
     def writers(
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[str | None]:
-        """The writers of the records in ``[since, until)`` (``None`` for records without a
-        seal), in chain order."""
+        """:meth:`Chained.writers <auditwire.stores.base.Chained.writers>`."""
         conditions, params = [], []
         if since is not None:
             conditions.append("timestamp >= ?")
