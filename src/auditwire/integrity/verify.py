@@ -187,7 +187,7 @@ class _Walk:
     seq: int = 0
     head: str = ZERO
     seen: dict[str, int] = field(default_factory=dict)  # recent hashes -> their numbers
-    by_seq: dict[int, str] = field(default_factory=dict)  # hashes at checkpoints and gap edges
+    by_seq: dict[int, str] = field(default_factory=dict)  # hashes of the checkpoints
     gaps: list[tuple[int, int, str, str]] = field(default_factory=list)  # first, last, prev, next
     vouched: int = 0  # the last number a valid checkpoint vouches for
     checkpoint_time: datetime | None = None
@@ -195,6 +195,16 @@ class _Walk:
     interval: float | None = None
     holed: bool = False  # a hole since the last checkpoint
     moved: int = 0  # the number of the last record found out of its place
+
+    def advance(self, seq: int, digest: str, stamp: object) -> None:
+        """The chain walked on to record ``seq``."""
+        self.seq = self.report.last = seq
+        self.head = digest
+        seen = self.seen
+        seen[digest] = seq
+        if len(seen) > _WINDOW:
+            del seen[next(iter(seen))]
+        self.last_stamp = stamp
 
 
 class _Verifier:
@@ -249,13 +259,7 @@ class _Verifier:
                 and api.get("action") != CHECKPOINT_ACTION
                 and seal_problem(api) is None
             ):
-                walk.seq = report.last = seq
-                walk.head = str(digest)
-                seen = walk.seen
-                seen[walk.head] = seq
-                if len(seen) > _WINDOW:
-                    del seen[next(iter(seen))]
-                walk.last_stamp = api.get("timestamp")
+                walk.advance(seq, str(digest), api.get("timestamp"))
                 continue
             self.step(walk, api, integrity)
 
@@ -306,12 +310,7 @@ class _Verifier:
                 self.finding(walk, "edited", _RELINKED, api)
         elif not walk.seq and seq == 1 and prev != ZERO:
             self.finding(walk, "edited", "the first record links to a predecessor", api)
-        walk.seq, walk.head = seq, digest
-        walk.seen[digest] = seq
-        if len(walk.seen) > _WINDOW:
-            del walk.seen[next(iter(walk.seen))]
-        report.last = seq
-        walk.last_stamp = api.get("timestamp")
+        walk.advance(seq, digest, api.get("timestamp"))
         if api.get("action") == CHECKPOINT_ACTION:
             self.checkpoint(walk, api, integrity)
 
@@ -421,7 +420,7 @@ class _Verifier:
         for api in copies:
             integrity = api.get("integrity") or {}
             writer, seq = integrity.get("writer"), integrity.get("seq")
-            _body, problem = read_checkpoint(api, self.keyring)
+            _, problem = read_checkpoint(api, self.keyring)
             if problem or seal_problem(api) or not isinstance(seq, int) or writer is None:
                 continue  # a copy line that does not authenticate proves nothing
             if self.declared(writer, seq):

@@ -127,6 +127,29 @@ def _row(record: AuditRecord) -> tuple[str | int | None, ...]:
     )
 
 
+def _chain_conditions(
+    since: datetime | None,
+    until: datetime | None,
+    writer: str | None = None,
+    first: int | None = None,
+    last: int | None = None,
+) -> tuple[list[str], list[Any]]:
+    """The ``WHERE`` terms and parameters of a read in chain order."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    for sql, value in (
+        ("timestamp >= ?", None if since is None else format_timestamp(since)),
+        ("timestamp < ?", None if until is None else format_timestamp(until)),
+        ("chain_writer = ?", writer),
+        ("chain_seq >= ?", first),
+        ("chain_seq <= ?", last),
+    ):
+        if value is not None:
+            conditions.append(sql)
+            params.append(value)
+    return conditions, params
+
+
 class SQLiteStore:
     """Records in one SQLite file (or ``":memory:"``), safe to share between threads."""
 
@@ -283,18 +306,9 @@ class SQLiteStore:
     ) -> Iterator[dict[str, Any]]:
         """:meth:`Chained.chain <auditwire.stores.base.Chained.chain>`: slices of the chain
         index, so a long chain streams."""
-        conditions: list[str] = ["chain_writer IS NULL"] if unsealed else []
-        params: list[Any] = []
-        for sql, value in (
-            ("timestamp >= ?", None if since is None else format_timestamp(since)),
-            ("timestamp < ?", None if until is None else format_timestamp(until)),
-            ("chain_writer = ?", writer),
-            ("chain_seq >= ?", first),
-            ("chain_seq <= ?", last),
-        ):
-            if value is not None:
-                conditions.append(sql)
-                params.append(value)
+        conditions, params = _chain_conditions(since, until, writer, first, last)
+        if unsealed:
+            conditions.append("chain_writer IS NULL")
         where = " AND ".join(conditions) or "1"
         key: tuple[Any, ...] = (None,)  # after: the last (writer, seq, rowid) read
         while True:
@@ -322,13 +336,7 @@ class SQLiteStore:
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[str | None]:
         """:meth:`Chained.writers <auditwire.stores.base.Chained.writers>`."""
-        conditions, params = [], []
-        if since is not None:
-            conditions.append("timestamp >= ?")
-            params.append(format_timestamp(since))
-        if until is not None:
-            conditions.append("timestamp < ?")
-            params.append(format_timestamp(until))
+        conditions, params = _chain_conditions(since, until)
         where = " AND ".join(conditions) or "1"
         with self._lock:
             rows = self._conn.execute(
