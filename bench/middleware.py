@@ -1,6 +1,7 @@
 """Per-request cost of auditwire's middleware against references, measured in one run.
 
     python bench/middleware.py [--rounds 15] [--requests 2000] [--pipeline 2000] [--cluster [URL]]
+    python bench/middleware.py --instructions [PATH/TO/icount.py]
 
 Three settings, each over the variants of ``bench/apps.py`` (bare, minimal audit middleware,
 the floor of a Python-built record, auditwire, OpenTelemetry):
@@ -14,6 +15,14 @@ the floor of a Python-built record, auditwire, OpenTelemetry):
 
 With ``--cluster``, two more variants run under uvicorn, delivering to Elasticsearch (the test
 engine, started here, or ``URL``) with the delivery thread and with ``AsyncDelivery``.
+
+``--instructions`` counts instead of timing: CPU instructions per request under valgrind's
+callgrind, through the ``icount.py`` yardstick (default ``../shared/bench/icount.py`` beside the
+project), for ASGI (Starlette) and WSGI (Flask) in-process: ``bare``, ``ref`` (its reference
+audit stub: trusted-proxy client IP, user agent, status, a dict with an id and a timestamp into
+a deque), auditwire with records discarded and spooled (``bench/icount_factories.py``) and
+OpenTelemetry. The same figure on a busy or an idle machine; it takes about a quarter of an
+hour.
 
 Variants run interleaved round by round (machines here are noisy); the report shows medians
 and overheads over ``bare``. Two measures each:
@@ -29,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import io
@@ -250,7 +260,17 @@ def main() -> None:
         const="start",
         help="also deliver to Elasticsearch under uvicorn: the test engine, started here, or URL",
     )
+    parser.add_argument(
+        "--instructions",
+        nargs="?",
+        const=str(ROOT.parent / "shared" / "bench" / "icount.py"),
+        metavar="ICOUNT",
+        help="count instructions per request under callgrind with this icount.py instead",
+    )
     args = parser.parse_args()
+    if args.instructions:
+        print("\n".join(instructions(Path(args.instructions))))
+        return
     with contextlib.ExitStack() as stack:
         # The spooled variants' spools, servers' included.
         os.environ["AUDITWIRE_SPOOL"] = stack.enter_context(
@@ -260,6 +280,61 @@ def main() -> None:
             url = None if args.cluster == "start" else args.cluster
             os.environ["BENCH_ES_URL"] = stack.enter_context(cluster(url))
         run(args)
+
+
+#: What ``--instructions`` counts, as icount.py's variant specifications (``%s``: asgi/wsgi).
+COUNTED = (
+    ("bare", "bare"),
+    ("ref", "ref"),
+    ("auditwire, records discarded", "auditwire=bench.icount_factories:%s_discard"),
+    ("auditwire, records spooled (production)", "auditwire+spool=bench.icount_factories:%s_spool"),
+    ("OpenTelemetry", "otel"),
+)
+
+
+def count_instructions(icount: Path, kind: str) -> dict[str, float]:
+    """Instructions per request of each :data:`COUNTED` variant, by ``icount.py``; its two
+    kinds run side by side (one valgrind each)."""
+    specs = [spec.replace("%s", kind) for _, spec in COUNTED]
+    out = subprocess.run(
+        [sys.executable, str(icount), kind, *specs],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    figures = {}
+    for line in out.splitlines():
+        name, _, rest = line.strip().partition(" ")
+        if rest.strip().endswith("instructions/request"):
+            figures[name] = float(rest.split()[0].replace(",", ""))
+    return figures
+
+
+def instructions(icount: Path) -> list[str]:
+    if not icount.is_file():
+        raise SystemExit(f"--instructions: no icount.py at {icount}")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        kinds = {k: pool.submit(count_instructions, icount, k) for k in ("asgi", "wsgi")}
+        counted = {k: f.result() for k, f in kinds.items()}
+    lines = [
+        f"python {sys.version.split()[0]}: instructions per request (callgrind); the others over"
+        " bare, and as a multiple of ref's overhead",
+        f"{'':<42}{'ASGI (Starlette)':>22}{'WSGI (Flask)':>22}",
+    ]
+    for title, spec in COUNTED:
+        name = spec.partition("=")[0]
+        cells = []
+        for kind in ("asgi", "wsgi"):
+            per = counted[kind]
+            over, ref = per[name] - per["bare"], per["ref"] - per["bare"]
+            cells.append(
+                f"{per[name] / 1000:,.1f}k"
+                if name == "bare"
+                else f"{over / 1000:+,.1f}k ({over / ref:.2f}x)"
+            )
+        lines.append(f"{title:<42}{cells[0]:>22}{cells[1]:>22}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> None:

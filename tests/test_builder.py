@@ -3,6 +3,7 @@ gives, for anything capture can hand it."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from typing import Any
 
@@ -11,13 +12,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditwire import Actor, DeviceInfo, EventCatalog, InvalidRecordError
-from auditwire._fastpath import trusted_request
+from auditwire._fastpath import seal_in_place, sealed_copy, trusted_request
 from auditwire._time import utc_from_ms
 from auditwire.builder import RecordBuilder
 from auditwire.capture.user_agent import sanitize
-from auditwire.record import AuditRecord, RequestInfo
+from auditwire.record import AuditRecord, IntegrityInfo, RequestInfo
 from auditwire.redaction import Redactor
-from tests.records import actors, json_values, names, optional_texts, targets, texts, traces
+from tests.records import (
+    actors,
+    json_values,
+    names,
+    optional_texts,
+    records,
+    targets,
+    texts,
+    traces,
+)
 
 CATALOG = EventCatalog.default()
 ACTIONS = sorted(event.action for event in CATALOG)
@@ -119,6 +129,26 @@ def test_the_trusted_build_gives_exactly_the_validated_record(
 def test_the_trusted_request_part_is_the_validated_one(request: RequestInfo) -> None:
     values = [getattr(request, attribute) for attribute, _ in RequestInfo.API]
     assert repr(RequestInfo(*values)) == repr(request)
+
+
+@settings(max_examples=200, deadline=None)
+@given(records(), st.integers(1, 2**63 - 1), st.sampled_from(["0" * 64, "ab" * 32]))
+def test_sealing_gives_exactly_the_record_replace_gives(
+    record: AuditRecord, seq: int, prev: str
+) -> None:
+    """Both sealing constructors, against the validating ``replace``: every field kept (the id
+    too), the seal in place, and a real record (frozen, equal, hashable as one)."""
+    digest = "cd" * 32
+    integrity = IntegrityInfo(origin="o", writer="p1-w", seq=seq, prev=prev, hash=digest)
+    expected = dataclasses.replace(record, integrity=integrity)
+    copy = sealed_copy(record, "o", "p1-w", seq, prev, digest)
+    assert repr(copy) == repr(expected) and type(copy) is AuditRecord
+    assert copy == expected and copy is not record
+    fresh = dataclasses.replace(record)
+    seal_in_place(fresh, "o", "p1-w", seq, prev, digest)
+    assert repr(fresh) == repr(expected) and type(fresh.integrity) is IntegrityInfo
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fresh.action = "changed"  # type: ignore[misc]
 
 
 def test_an_action_outside_the_catalog_takes_the_validating_path() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from auditwire import Actor, AuditRecord, InvalidRecordError, RequestInfo, Target
 from auditwire._time import format_timestamp, parse_timestamp
@@ -69,6 +70,16 @@ def test_timestamps_are_utc_with_millisecond_precision() -> None:
     assert record.timestamp == datetime(2024, 1, 15, 10, 30, 0, 123000, tzinfo=timezone.utc)
     assert format_timestamp(record.timestamp) == "2024-01-15T10:30:00.123Z"
     assert parse_timestamp("2024-01-15T12:30:00.123+02:00") == record.timestamp
+
+
+@given(st.datetimes(timezones=st.just(timezone.utc)), st.datetimes(timezones=st.just(timezone.utc)))
+def test_timestamps_format_as_isoformat_writes_them(first: datetime, second: datetime) -> None:
+    """The formatter reuses the text of the last second it wrote: any two times in turn
+    (same second or not, either side of 1970) read as ``isoformat`` writes them."""
+    for value in (first, second, first):
+        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+        expected = value.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
+        assert format_timestamp(value) == expected
 
 
 def test_actor_and_target_ids_are_strings_and_ips_canonical() -> None:

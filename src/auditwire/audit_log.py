@@ -161,7 +161,7 @@ class AuditLog:
         the local spool when this returns (delivery follows): it survives the process being
         killed from then on.
         """
-        (record,) = self.sealer.seal_and_write([self.build(action, **fields)])
+        (record,) = self.sealer.seal_and_write([self.build(action, **fields)], in_place=True)
         return record
 
     @property

@@ -16,16 +16,16 @@ its end: that is what keyed checkpoints (:mod:`auditwire.integrity`) are for.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import Any
 
-from auditwire._fastpath import sealed_copy
-from auditwire.canonical import canonical_json
+from auditwire._fastpath import seal_in_place, sealed_copy
+from auditwire.canonical import canonical_json, canonical_record
 from auditwire.errors import InvalidRecordError
 from auditwire.record import MAX_NAME, AuditRecord, check_text
 
@@ -63,7 +63,7 @@ def new_writer() -> str:
 def api_digest(api: dict[str, Any]) -> str:
     """The hash of a record's API form whose ``integrity`` part holds everything but the hash
     (the part given is used as it is)."""
-    return hashlib.sha256(_DOMAIN + canonical_json(api)).hexdigest()
+    return sha256(_DOMAIN + canonical_json(api)).hexdigest()
 
 
 def record_digest(record: AuditRecord) -> str:
@@ -125,9 +125,10 @@ class Chain:
         self.state = ChainState(new_writer(), 0, ZERO)
         return parent
 
-    def seal(self, records: Sequence[AuditRecord]) -> list[AuditRecord]:
+    def seal(self, records: Sequence[AuditRecord], *, in_place: bool = False) -> list[AuditRecord]:
         """Sealed copies of ``records``, numbered on from the chain's head (the chain moves
-        on; :meth:`rewind` takes it back if they could not be written)."""
+        on; :meth:`rewind` takes it back if they could not be written). ``in_place`` seals
+        the records themselves instead: only for records nobody else holds yet."""
         origin = self.origin
         writer, seq, head = self.state.writer, self.state.seq, self.state.head
         sealed: list[AuditRecord] = []
@@ -135,8 +136,12 @@ class Chain:
             seq += 1
             api = record.to_api()
             api["integrity"] = {"origin": origin, "writer": writer, "seq": seq, "prev": head}
-            digest = api_digest(api)
-            sealed.append(sealed_copy(record, origin, writer, seq, head, digest))
+            digest = sha256(_DOMAIN + canonical_record(api)).hexdigest()
+            if in_place:
+                seal_in_place(record, origin, writer, seq, head, digest)
+                sealed.append(record)
+            else:
+                sealed.append(sealed_copy(record, origin, writer, seq, head, digest))
             head = digest
         self.state = ChainState(writer, seq, head)
         return sealed

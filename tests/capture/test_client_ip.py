@@ -9,6 +9,7 @@ from auditwire.capture.client_ip import (
     parse_ip,
     resolve,
 )
+from auditwire.capture.client_ip import _walk as _walk  # the road without the cache
 
 PROXIES = TrustedProxies(["10.0.0.0/8", "192.168.1.1", "2001:db8:ffff::/48", "::1"])
 
@@ -44,7 +45,11 @@ PROXIES = TrustedProxies(["10.0.0.0/8", "192.168.1.1", "2001:db8:ffff::/48", "::
     ],
 )  # fmt: skip
 def test_resolve(peer: str | None, values: list[str], header: str, expected: str | None) -> None:
-    assert resolve(peer, values, PROXIES, header).client == expected  # type: ignore[arg-type]
+    found = resolve(peer, values, PROXIES, header)  # type: ignore[arg-type]
+    assert found.client == expected
+    # Asked again (a short single line comes from the cache), and walked without the cache.
+    assert resolve(peer, values, PROXIES, header) == found  # type: ignore[arg-type]
+    assert _walk(peer, values, PROXIES, header) == found  # type: ignore[arg-type]
 
 
 def test_peer_is_kept_beside_the_client() -> None:

@@ -165,7 +165,7 @@ class HandOff:
         if not full:
             self._process(batch, ticket)
         elif self.overflow == "spool":
-            self._write(self._records([item]))
+            self._write(*self._records([item]))
         else:
             with self._changed:
                 self._changed.wait_for(lambda: not self._full() or self._closed)
@@ -181,35 +181,41 @@ class HandOff:
         self._building.add(self._tickets)
         return batch, self._tickets
 
-    def _records(self, items: list[object]) -> list[AuditRecord]:
-        """The records of a batch; an item whose building fails is counted and skipped (a bug
-        in capture must not lose the rest)."""
+    def _records(self, items: list[object]) -> tuple[list[AuditRecord], bool]:
+        """The records of a batch, and whether all were built here (nobody else holds them);
+        an item whose building fails is counted and skipped (a bug in capture must not lose
+        the rest)."""
         records: list[AuditRecord] = []
+        fresh = True
         for item in items:
             if isinstance(item, AuditRecord):
                 records.append(item)
+                fresh = False
                 continue
             try:
                 records.extend(item())  # type: ignore[operator]
             except Exception as exc:
                 self._failures.note(f"building a record failed: {exc!r}")
-        return records
+        return records, fresh
 
     def _process(self, batch: list[object], ticket: int) -> None:
         """Build and write a batch; never raises (the caller's response is already out)."""
         try:
-            self._write(self._records(batch))
+            self._write(*self._records(batch))
         finally:
             with self._changed:
                 self._building.discard(ticket)
                 self._done += len(batch)
                 self._changed.notify_all()
 
-    def _write(self, records: Sequence[AuditRecord]) -> None:
+    def _write(self, records: Sequence[AuditRecord], fresh: bool = False) -> None:
+        """Write records; ones built here go to the sink's ``write_fresh`` when it has one
+        (a :class:`~auditwire.integrity.Sealer` then seals them without copying them)."""
         if not records:
             return
+        write = getattr(self.sink, "write_fresh", None) if fresh else None
         try:
-            self.sink.write(records)
+            (write or self.sink.write)(records)
         except Exception as exc:
             self._failures.note(f"writing {len(records)} record(s) failed: {exc!r}")
             return

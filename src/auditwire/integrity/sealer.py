@@ -112,14 +112,22 @@ class Sealer:
     def write(self, records: Sequence[AuditRecord]) -> None:
         self.seal_and_write(records)
 
-    def seal_and_write(self, records: Sequence[AuditRecord]) -> list[AuditRecord]:
-        """Seal ``records``, write them, and return the sealed copies."""
+    def write_fresh(self, records: Sequence[AuditRecord]) -> None:
+        """:meth:`write` for records nobody else holds yet (the hand-off's own builds): they
+        are sealed in place rather than copied."""
+        self.seal_and_write(records, in_place=True)
+
+    def seal_and_write(
+        self, records: Sequence[AuditRecord], *, in_place: bool = False
+    ) -> list[AuditRecord]:
+        """Seal ``records``, write them, and return the sealed records (copies, unless
+        ``in_place``: see :meth:`~auditwire.seal.Chain.seal`)."""
         if self._closed:
             raise RuntimeError("the audit log is closed")
         with self._lock:
             if not self._begun:
                 self._begin()
-            return self._write([*records])
+            return self._write([*records], in_place=in_place)
 
     def _begin(self) -> None:
         """Start the chain (lock held): nothing to do without a key; with one, the first
@@ -136,9 +144,9 @@ class Sealer:
         self._timer = threading.Thread(target=self._tick, name="auditwire-checkpoints", daemon=True)
         self._timer.start()
 
-    def _write(self, records: list[AuditRecord]) -> list[AuditRecord]:
+    def _write(self, records: list[AuditRecord], *, in_place: bool = False) -> list[AuditRecord]:
         before = self.chain.state
-        sealed = self.chain.seal(records)
+        sealed = self.chain.seal(records, in_place=in_place)
         try:
             self.sink.write(sealed)
         except BaseException:
