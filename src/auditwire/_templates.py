@@ -11,7 +11,7 @@ refused because its message cannot be completed.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -23,6 +23,7 @@ __all__ = [
     "ALIASES",
     "MISSING",
     "Compiled",
+    "compile_renderer",
     "compile_template",
     "render",
     "render_template",
@@ -152,3 +153,56 @@ def render(parts: Compiled, record: AuditRecord) -> str:
         text = found if type(found) is str else str(found)
         append(mask_secret(text) if masked else text)
     return "".join(out)
+
+
+@lru_cache(maxsize=1024)
+def compile_renderer(template: str) -> Callable[[AuditRecord], str]:
+    """:func:`render` of one template as straight-line code (as :mod:`dataclasses` writes
+    ``__init__``): every record's message is rendered, and walking the compiled parts cost
+    three times the reads themselves. A record with metadata takes :func:`render` (variables
+    are looked up there first); a test proves both give the same for generated records."""
+    parts = compile_template(template)
+    namespace: dict[str, Any] = {
+        "generic": render,
+        "parts": parts,
+        "MISSING": MISSING,
+        "mask_secret": mask_secret,
+        "scalars": (str, int, float),
+    }
+    lines = [
+        "def render(record):",
+        "    if record.metadata:",
+        "        return generic(parts, record)",
+    ]
+    pieces = []
+    for number, part in enumerate(parts):
+        if isinstance(part, str):
+            pieces.append(repr(part))
+            continue
+        _, fields, masked = part
+        found = f"v{number}"
+        lines.append(f"    {found} = None")
+        indent = "    "
+        for head, attribute in fields:
+            owner = "record" if head is None else f"record.{head}"
+            lines += [
+                f"{indent}value = {owner}" + (f".{attribute}" if head is None else ""),
+                *(
+                    []
+                    if head is None
+                    else [f"{indent}value = None if value is None else value.{attribute}"]
+                ),
+                f"{indent}if value is not None and value != '' and isinstance(value, scalars):",
+                f"{indent}    {found} = value",
+                f"{indent}else:",
+            ]
+            indent += "    "
+        lines.append(f"{indent}pass")
+        text = f"{found} if type({found}) is str else str({found})"
+        if masked:
+            text = f"mask_secret({text})"
+        pieces.append(f"(MISSING if {found} is None else {text})")
+    lines.append(f"    return ''.join(({', '.join(pieces)},))")
+    exec(compile("\n".join(lines), f"<auditwire template {template!r}>", "exec"), namespace)
+    function: Callable[[AuditRecord], str] = namespace["render"]
+    return function

@@ -5,11 +5,11 @@ auditwire's own. Data: the catalog (:mod:`auditwire.catalog`) is what applicatio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from auditwire._templates import Compiled, compile_template, render, variables
+from auditwire._templates import Compiled, compile_renderer, compile_template, variables
 
 if TYPE_CHECKING:
     from auditwire.record import AuditRecord
@@ -34,13 +34,15 @@ class EventDefinition:
     sensitive: bool = False
     variables: tuple[str, ...] = field(init=False)
     compiled: Compiled = field(init=False, repr=False, compare=False)
+    renderer: Callable[[AuditRecord], str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "variables", variables(self.template))
         object.__setattr__(self, "compiled", compile_template(self.template))
+        object.__setattr__(self, "renderer", compile_renderer(self.template))
 
     def render(self, record: AuditRecord) -> str:
-        return render(self.compiled, record)
+        return self.renderer(record)
 
     def to_json(self) -> dict[str, Any]:
         return {
