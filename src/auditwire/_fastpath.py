@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from auditwire._ids import new_id
 from auditwire.record import MAX_MESSAGE, AuditRecord, IntegrityInfo, RequestInfo, check_text
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["seal_in_place", "sealed_copy", "set_message", "trusted_record", "trusted_request"]
 

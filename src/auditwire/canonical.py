@@ -64,10 +64,11 @@ def _fast_roads() -> tuple[Callable[[Any], bytes], Callable[[dict[str, Any]], by
 _roads = _fast_roads()
 #: ``value`` as canonical JSON bytes (see the module for the two roads to them).
 canonical_json: Callable[[Any], bytes] = standard_json if _roads is None else _roads[0]
-#: :func:`canonical_json` of the API form of a record this process made. Such a form holds a
-#: float or an integer only in its metadata, its request's duration (rounded to 0.001, where
-#: both roads write alike) and its sequence number (64 bits), so without metadata orjson's
-#: output is used as it is. Forms read back from a store go through :func:`canonical_json`.
+#: :func:`canonical_json` of the API form of a record this process made. Such a form holds
+#: floats only in its metadata and its request's duration (rounded to 0.001, which both roads
+#: write alike), and integers within 64 bits outside its metadata (the record refuses larger
+#: ones), so without metadata orjson's output is used as it is. Forms read back from a store
+#: go through :func:`canonical_json`.
 canonical_record: Callable[[dict[str, Any]], bytes] = standard_json if _roads is None else _roads[1]
 
 
