@@ -293,8 +293,7 @@ COUNTED = (
 
 
 def count_instructions(icount: Path, kind: str) -> dict[str, float]:
-    """Instructions per request of each :data:`COUNTED` variant, by ``icount.py``; its two
-    kinds run side by side (one valgrind each)."""
+    """Instructions per request of each :data:`COUNTED` variant of ``kind``, by ``icount.py``."""
     specs = [spec.replace("%s", kind) for _, spec in COUNTED]
     out = subprocess.run(
         [sys.executable, str(icount), kind, *specs],
@@ -312,6 +311,8 @@ def count_instructions(icount: Path, kind: str) -> dict[str, float]:
 
 
 def instructions(icount: Path) -> list[str]:
+    """The ``--instructions`` report: ASGI and WSGI counted side by side (one valgrind each,
+    on the two cores), each variant over bare and as a multiple of ``ref``'s overhead."""
     if not icount.is_file():
         raise SystemExit(f"--instructions: no icount.py at {icount}")
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
