@@ -8,22 +8,34 @@ STAMP  := $(VENV)/.installed-stamp
 # The same, with the Elasticsearch 8 client: Elastic's clients speak their own major version.
 ES8_VENV  := .venv-es8
 ES8_STAMP := $(ES8_VENV)/.installed-stamp
+# The native encoder (Rust, built by maturin: see native/): its sources rebuild it.
+NATIVE := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/README.md \
+          native/auditwire_native.pyi native/src/lib.rs
+# Installs it into the environment whose bin/ is $(1), where cargo is found; without cargo,
+# auditwire runs its pure-Python path (the demo does; the suite's native tests fail).
+native = @if command -v cargo >/dev/null; then \
+	  $(1)/python -m pip install --quiet --force-reinstall --no-deps ./native; \
+	else \
+	  echo "no cargo: the native encoder is not built; auditwire runs pure Python" >&2; \
+	fi
 # The browser tests' accessibility rules: axe-core, from npm.
 AXE_VERSION := 4.11.0
 AXE         := build/node/node_modules/axe-core/axe.min.js
 
 .PHONY: demo test test-es8 lint typecheck docs unit engine bench browser clean
 
-$(STAMP): pyproject.toml LICENSE
+$(STAMP): pyproject.toml LICENSE $(NATIVE)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(call native,$(BIN))
 	touch $(STAMP)
 
-$(ES8_STAMP): pyproject.toml LICENSE
+$(ES8_STAMP): pyproject.toml LICENSE $(NATIVE)
 	$(PYTHON) -m venv $(ES8_VENV)
 	$(ES8_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(ES8_VENV)/bin/python -m pip install --quiet -e '.[dev]' 'elasticsearch[async]>=8.19,<9'
+	$(call native,$(ES8_VENV)/bin)
 	touch $(ES8_STAMP)
 
 ## make demo: an audited app lives a morning over HTTP on the embedded store, then serves the

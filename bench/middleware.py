@@ -288,6 +288,7 @@ COUNTED = (
     ("ref", "ref"),
     ("auditwire, records discarded", "auditwire=bench.icount_factories:%s_discard"),
     ("auditwire, records spooled (production)", "auditwire+spool=bench.icount_factories:%s_spool"),
+    ("the same, pure Python (no native encoder)", "pure+spool=bench.icount_pure:%s_spool"),
     ("OpenTelemetry", "otel"),
 )
 

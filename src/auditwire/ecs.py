@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from auditwire._native import NATIVE
 from auditwire._time import format_timestamp, parse_timestamp
 from auditwire.record import (
     Actor,
@@ -26,14 +27,18 @@ from auditwire.record import (
 )
 
 if TYPE_CHECKING:
+    from auditwire_native import Documents
+
     from auditwire.catalog import EventCatalog, EventDefinition
 
 __all__ = [
     "ECS_VERSION",
     "EVENT_DATASET",
     "NAMESPACE",
+    "NATIVE_DOCUMENTS",
     "SCHEMA_VERSION",
     "api_from_ecs",
+    "classification",
     "from_ecs",
     "to_ecs",
 ]
@@ -50,6 +55,12 @@ NAMESPACE = "auditwire"
 EVENT_DATASET = "auditwire.audit"
 _ECS_OUTCOME = {"success": "success", "failure": "failure", "error": "failure"}
 _DEFAULT_CLASS = (("iam",), ("info",))
+#: The native encoder's writer of these documents (see :mod:`auditwire._native`), or ``None``.
+NATIVE_DOCUMENTS: Documents | None = (
+    None
+    if NATIVE is None
+    else NATIVE.Documents(ECS_VERSION, NAMESPACE, EVENT_DATASET, SCHEMA_VERSION)
+)
 
 
 def _person(who: Actor | Target) -> dict[str, Any]:
@@ -72,15 +83,21 @@ def _get(doc: Any, path: str) -> Any:
     return doc
 
 
+def classification(
+    record: AuditRecord, catalog: EventCatalog | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``event.category`` and ``event.type`` of a record: its catalog entry's, else ``iam``
+    and ``info``."""
+    event: EventDefinition | None = catalog.get(record.action) if catalog is not None else None
+    return (event.ecs_category, event.ecs_type) if event is not None else _DEFAULT_CLASS
+
+
 def to_ecs(record: AuditRecord, catalog: EventCatalog | None = None) -> dict[str, Any]:
     """The ECS document; ``catalog`` supplies ``event.category``/``event.type``.
 
     Every record goes through this on its way to a cluster, so it builds only the objects a
     record has instead of building all and pruning after."""
-    event: EventDefinition | None = catalog.get(record.action) if catalog is not None else None
-    ecs_category, ecs_type = (
-        (event.ecs_category, event.ecs_type) if event is not None else _DEFAULT_CLASS
-    )
+    ecs_category, ecs_type = classification(record, catalog)
     actor, target, request = record.actor, record.target, record.request
     device, trace, ip = record.device, record.trace, record.ip_address
     user_target = target if target is not None and target.type == "user" else None

@@ -19,12 +19,13 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
 
 from auditwire._fastpath import seal_in_place, sealed_copy
+from auditwire._native import NATIVE
 from auditwire.canonical import canonical_json, canonical_record
 from auditwire.errors import InvalidRecordError
 from auditwire.record import MAX_NAME, AuditRecord, check_text
@@ -45,6 +46,11 @@ __all__ = [
 ZERO = "0" * 64
 DEFAULT_ORIGIN = "auditwire"
 _DOMAIN = b"auditwire.record.v1\n"
+#: The native encoder's digest (see :mod:`auditwire._native`): the same hash, or ``None``
+#: for a record it leaves to the pure path.
+_native_digest: Callable[[bytes, AuditRecord, str, str, int, str], str | None] | None = (
+    None if NATIVE is None else NATIVE.seal_digest
+)
 _WRITER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
 
 
@@ -134,9 +140,13 @@ class Chain:
         sealed: list[AuditRecord] = []
         for record in records:
             seq += 1
-            api = record.to_api()
-            api["integrity"] = {"origin": origin, "writer": writer, "seq": seq, "prev": head}
-            digest = sha256(_DOMAIN + canonical_record(api)).hexdigest()
+            digest = None if _native_digest is None else _native_digest(
+                _DOMAIN, record, origin, writer, seq, head
+            )  # fmt: skip
+            if digest is None:
+                api = record.to_api()
+                api["integrity"] = {"origin": origin, "writer": writer, "seq": seq, "prev": head}
+                digest = sha256(_DOMAIN + canonical_record(api)).hexdigest()
             if in_place:
                 seal_in_place(record, origin, writer, seq, head, digest)
                 sealed.append(record)

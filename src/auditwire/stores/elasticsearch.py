@@ -20,7 +20,14 @@ from auditwire._ids import ID_PATTERN
 from auditwire._time import format_timestamp, utcnow
 from auditwire.aggregation import TimeBucket, TopValue
 from auditwire.catalog import EventCatalog
-from auditwire.ecs import SCHEMA_VERSION, api_from_ecs, from_ecs, to_ecs
+from auditwire.ecs import (
+    NATIVE_DOCUMENTS,
+    SCHEMA_VERSION,
+    api_from_ecs,
+    classification,
+    from_ecs,
+    to_ecs,
+)
 from auditwire.errors import (
     BulkWriteError,
     ClientVersionError,
@@ -199,15 +206,16 @@ class ElasticsearchStore:
         return f"{self._api.product.lower()}-{self.prefix}-{digest}"
 
     def encode(self, record: AuditRecord) -> bytes:
-        """The ``create`` action and ECS document of one record, as two NDJSON lines."""
+        """The ``create`` action and ECS document of one record, as two NDJSON lines (written
+        by the native encoder when it covers the record: the same bytes)."""
         import orjson
 
-        action = {
-            "create": {
-                "_index": write_index(self.prefix, record.timestamp, self.partitioning),
-                "_id": record.id,
-            }
-        }
+        index = write_index(self.prefix, record.timestamp, self.partitioning)
+        if NATIVE_DOCUMENTS is not None:
+            entry = NATIVE_DOCUMENTS.entry(record, index, *classification(record, self.catalog))
+            if entry is not None:
+                return entry
+        action = {"create": {"_index": index, "_id": record.id}}
         return orjson.dumps(action) + b"\n" + orjson.dumps(to_ecs(record, self.catalog))
 
     def entry_problem(self, payload: bytes) -> str | None:
