@@ -59,6 +59,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests examples $(wildcard bench)
 	$(BIN)/ruff format --check src tests examples $(wildcard bench)
 	$(BIN)/lint-imports
+	@if command -v cargo >/dev/null; then \
+	  cd native && cargo fmt --check && cargo clippy --quiet --release -- -D warnings; \
+	fi
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

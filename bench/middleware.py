@@ -20,7 +20,8 @@ engine, started here, or ``URL``) with the delivery thread and with ``AsyncDeliv
 callgrind, through the ``icount.py`` yardstick (default ``../shared/bench/icount.py`` beside the
 project), for ASGI (Starlette) and WSGI (Flask) in-process: ``bare``, ``ref`` (its reference
 audit stub: trusted-proxy client IP, user agent, status, a dict with an id and a timestamp into
-a deque), auditwire with records discarded and spooled (``bench/icount_factories.py``) and
+a deque), auditwire with records discarded and spooled (``bench/icount_factories.py``), the
+spooled variant on the pure-Python path (``bench/icount_pure.py``: no native encoder) and
 OpenTelemetry. The same figure on a busy or an idle machine; it takes about a quarter of an
 hour.
 

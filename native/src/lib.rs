@@ -821,7 +821,7 @@ impl Documents {
             if let Some(request) = &record.request {
                 if let Some(duration) = request.duration_ms {
                     let nanoseconds = (duration * 1_000_000.0).round_ties_even();
-                    if !(nanoseconds.abs() < 9.0e18) {
+                    if !nanoseconds.is_finite() || nanoseconds.abs() >= 9.0e18 {
                         return Err(Decline);
                     }
                     put_int(event.key("duration"), nanoseconds as i64);
