@@ -6,7 +6,8 @@ __version__: str
 #: The fields read from each record class, by class name.
 FIELDS: dict[str, tuple[str, ...]]
 
-def bind(classes: list[type]) -> None: ...
+def bind(classes: dict[str, type]) -> None: ...
+def record_id(ms: int, random: int) -> str: ...
 
 def canonical_record(
     record: Any, origin: str, writer: str, seq: int, prev: str

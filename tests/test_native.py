@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, make_dataclass, replace
 from hashlib import sha256
 from typing import Any
 
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import auditwire._native as native_module
 from auditwire import AuditRecord, RequestInfo
+from auditwire._ids import ID_PATTERN, spell
 from auditwire._native import NATIVE
 from auditwire.canonical import canonical_json
 from auditwire.catalog import EventCatalog
@@ -113,6 +114,18 @@ def test_what_it_does_not_cover_is_declined_not_guessed(record: AuditRecord) -> 
     assert NATIVE_DOCUMENTS.entry(without_metadata(record), "i", ["iam"], ("info",)) is None
 
 
+@given(st.integers(0, 2**48 - 1), st.integers(0, 2**80 - 1))
+def test_an_id_is_spelled_as_the_pure_path_spells_it(ms: int, rand: int) -> None:
+    spelled = native().record_id(ms, rand)
+    assert spelled == spell(ms, rand)
+    assert ID_PATTERN.match(spelled)
+
+
+def test_an_id_with_more_than_80_random_bits_is_refused() -> None:
+    with pytest.raises(ValueError, match="80 bits"):
+        native().record_id(0, 2**80)
+
+
 def test_a_chain_seals_the_same_with_and_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
     batch = [full_record(metadata={}, message=f"m{n}") for n in range(5)]
     batch[2] = full_record()  # with metadata: the pure path, mid-chain
@@ -129,6 +142,23 @@ def test_the_store_encodes_the_same_with_and_without_it(monkeypatch: pytest.Monk
     natively = [store.encode(record) for record in batch]
     monkeypatch.setattr("auditwire.stores.elasticsearch.NATIVE_DOCUMENTS", None)
     assert natively == [store.encode(record) for record in batch]
+
+
+def test_classes_it_cannot_read_leave_the_pure_path(caplog: pytest.LogCaptureFixture) -> None:
+    """A class whose fields differ from the extension's, or are not slots, is refused at
+    import with a warning, never half read."""
+
+    @dataclass(frozen=True)
+    class Unslotted:  # the record's field names, kept in a __dict__
+        action: str
+
+    # The same names and fields as the record's classes, in a __dict__ rather than slots.
+    lookalikes = tuple(make_dataclass(name, fields) for name, fields in native().FIELDS.items())
+    with caplog.at_level(logging.WARNING, logger="auditwire"):
+        assert native_module._bind((Unslotted,)) is None
+        assert native_module._bind(lookalikes) is None
+    assert "reads other record fields" in caplog.text
+    assert "cannot read the record" in caplog.text
 
 
 def test_it_can_be_turned_off_and_another_version_is_not_used(

@@ -1,5 +1,5 @@
 //! auditwire's native encoder: a record's canonical bytes and seal, and its Elasticsearch bulk
-//! entry, written in one pass over the record's fields.
+//! entry, written in one pass over the record's fields; and a record id's text.
 //!
 //! The pure-Python path (`auditwire.canonical`, `auditwire.seal`, `auditwire.ecs`) defines every
 //! byte; this module writes the same bytes for the records a process makes on every request,
@@ -8,7 +8,7 @@
 //! Python writes with an exponent, an integer beyond 64 bits. The caller then takes the pure
 //! path, so declining is always safe; the suite compares both paths on generated records.
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -331,17 +331,22 @@ fn layout_of(class: &Bound<'_, PyType>, fields: &[&str]) -> PyResult<Layout> {
     })
 }
 
-/// Learn where the record's classes keep their fields (once, at import).
+/// Learn where the record's classes keep their fields (once, at import), from `classes`: each
+/// class of `CLASSES` by its name.
 #[pyfunction]
-fn bind(py: Python<'_>, classes: Vec<Bound<'_, PyType>>) -> PyResult<()> {
-    if classes.len() != CLASSES.len() {
-        return Err(PyTypeError::new_err("bind takes the seven record classes"));
+fn bind(py: Python<'_>, classes: &Bound<'_, PyDict>) -> PyResult<()> {
+    let mut given = Vec::with_capacity(CLASSES.len());
+    for (name, _) in CLASSES {
+        let class = classes
+            .get_item(name)?
+            .ok_or_else(|| PyTypeError::new_err(format!("bind needs the class {name}")))?;
+        given.push(class.cast_into::<PyType>()?);
     }
     if let Some(bound) = LAYOUTS.get(py) {
         // Bound once per process; binding the same classes again changes nothing.
         return if bound
             .iter()
-            .zip(&classes)
+            .zip(&given)
             .all(|(layout, class)| class.is(layout.kind.bind(py)))
         {
             Ok(())
@@ -351,7 +356,7 @@ fn bind(py: Python<'_>, classes: Vec<Bound<'_, PyType>>) -> PyResult<()> {
             ))
         };
     }
-    let layouts = classes
+    let layouts = given
         .iter()
         .zip(CLASSES)
         .map(|(class, (_, fields))| layout_of(class, fields))
@@ -755,6 +760,28 @@ fn seal_digest(
     Some(hex)
 }
 
+/// Crockford's base32, as record ids spell it (`auditwire._ids`).
+const BASE32: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A record id's text: `log_`, the low 50 bits of `ms` as 10 characters and the 80 bits of
+/// `random` as 16, most significant first (`auditwire._ids` keeps the time and the randomness,
+/// and its monotonic order; this only spells them).
+#[pyfunction]
+fn record_id(py: Python<'_>, ms: u64, random: u128) -> PyResult<Bound<'_, PyString>> {
+    if random >> 80 != 0 {
+        return Err(PyValueError::new_err("an id's random part has 80 bits"));
+    }
+    let mut out = *b"log_00000000000000000000000000";
+    for at in 0..10 {
+        out[4 + at] = BASE32[((ms >> (45 - 5 * at)) & 31) as usize];
+    }
+    for at in 0..16 {
+        out[14 + at] = BASE32[((random >> (75 - 5 * at)) & 31) as usize];
+    }
+    let text = std::str::from_utf8(&out).map_err(|_| PyValueError::new_err("not ASCII"))?;
+    Ok(PyString::new(py, text))
+}
+
 /// The ECS writer, made once with the constants the pure path defines (`auditwire.ecs`), so
 /// they have one home.
 #[pyclass(frozen, module = "auditwire_native")]
@@ -1023,5 +1050,6 @@ fn auditwire_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Documents>()?;
     module.add_function(wrap_pyfunction!(canonical_record, module)?)?;
     module.add_function(wrap_pyfunction!(seal_digest, module)?)?;
+    module.add_function(wrap_pyfunction!(record_id, module)?)?;
     Ok(())
 }

