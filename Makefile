@@ -94,4 +94,4 @@ engine: $(STAMP)
 	$(BIN)/python -m tests.support.engine
 
 clean:
-	rm -rf $(VENV) $(ES8_VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(ES8_VENV) build dist .pytest_cache .mypy_cache .ruff_cache native/target
