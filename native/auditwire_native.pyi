@@ -18,7 +18,12 @@ def seal_digest(
 
 class Documents:
     def __init__(
-        self, ecs_version: str, namespace: str, dataset: str, schema_version: int
+        self,
+        ecs_version: str,
+        namespace: str,
+        dataset: str,
+        schema_version: int,
+        outcomes: dict[str, str],
     ) -> None: ...
     def entry(
         self, record: Any, index: str, category: Any, type: Any

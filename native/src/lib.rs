@@ -17,6 +17,7 @@ use pyo3::types::{
 };
 use pyo3::types::{PyDateAccess, PyTimeAccess, PyTzInfoAccess};
 use ring::digest::{Context, SHA256};
+use std::collections::HashMap;
 use std::io::Write as _;
 
 /// Why a record is left to the pure path: nothing more is needed, the caller only falls back.
@@ -404,16 +405,6 @@ impl<'a, 'py> Fields<'a, 'py> {
     }
 }
 
-fn person<'py>(value: &Bound<'py, PyAny>, which: usize) -> Read<Person<'py>> {
-    let fields = Fields::of(value, which)?;
-    Ok(Person {
-        kind: text(fields.get(0)?)?,
-        id: optional_text(fields.get(1)?)?,
-        email: optional_text(fields.get(2)?)?,
-        name: optional_text(fields.get(3)?)?,
-    })
-}
-
 /// `2026-12-02T20:46:53.123Z`, from a datetime in UTC (the only zone a record holds; another is
 /// declined).
 fn timestamp(value: Bound<'_, PyAny>) -> Read<[u8; 24]> {
@@ -435,40 +426,50 @@ fn timestamp(value: Bound<'_, PyAny>) -> Read<[u8; 24]> {
     Ok(out)
 }
 
+/// An optional part of the record (`None`, or exactly the class `which`), read by `fill`.
+fn part<'py, T>(
+    value: Bound<'py, PyAny>,
+    which: usize,
+    fill: impl FnOnce(&Fields<'_, 'py>) -> Read<T>,
+) -> Read<Option<T>> {
+    if value.is_none() {
+        return Ok(None);
+    }
+    fill(&Fields::of(&value, which)?).map(Some)
+}
+
+fn person<'py>(fields: &Fields<'_, 'py>) -> Read<Person<'py>> {
+    Ok(Person {
+        kind: text(fields.get(0)?)?,
+        id: optional_text(fields.get(1)?)?,
+        email: optional_text(fields.get(2)?)?,
+        name: optional_text(fields.get(3)?)?,
+    })
+}
+
 fn read<'py>(record: &Bound<'py, PyAny>, with_integrity: bool) -> Read<Record<'py>> {
     let fields = Fields::of(record, RECORD)?;
     match fields.get(8)?.cast_exact::<PyDict>() {
         Ok(metadata) if metadata.is_empty() => {}
         _ => return Err(Decline),
     }
-    let target = fields.get(4)?;
-    let request = fields.get(12)?;
-    let trace = fields.get(13)?;
-    let device = fields.get(14)?;
-    let integrity = fields.get(15)?;
+    let actor = fields.get(3)?;
     Ok(Record {
         id: text(fields.get(0)?)?,
         action: text(fields.get(1)?)?,
         category: text(fields.get(2)?)?,
-        actor: person(&fields.get(3)?, ACTOR)?,
-        target: if target.is_none() {
-            None
-        } else {
-            Some(person(&target, TARGET)?)
-        },
+        actor: person(&Fields::of(&actor, ACTOR)?)?,
+        target: part(fields.get(4)?, TARGET, person)?,
         outcome: text(fields.get(5)?)?,
         ip_address: optional_text(fields.get(6)?)?,
         user_agent: optional_text(fields.get(7)?)?,
         timestamp: timestamp(fields.get(9)?)?,
         message: optional_text(fields.get(10)?)?,
         tenant: optional_text(fields.get(11)?)?,
-        request: if request.is_none() {
-            None
-        } else {
-            let part = Fields::of(&request, REQUEST)?;
+        request: part(fields.get(12)?, REQUEST, |part| {
             let status = part.get(4)?;
             let duration = part.get(5)?;
-            Some(Request {
+            Ok(Request {
                 id: optional_text(part.get(0)?)?,
                 method: optional_text(part.get(1)?)?,
                 route: optional_text(part.get(2)?)?,
@@ -490,21 +491,15 @@ fn read<'py>(record: &Bound<'py, PyAny>, with_integrity: bool) -> Read<Record<'p
                 },
                 peer_ip: optional_text(part.get(6)?)?,
             })
-        },
-        trace: if trace.is_none() {
-            None
-        } else {
-            let part = Fields::of(&trace, TRACE)?;
-            Some(Trace {
+        })?,
+        trace: part(fields.get(13)?, TRACE, |part| {
+            Ok(Trace {
                 trace_id: text(part.get(0)?)?,
                 span_id: optional_text(part.get(1)?)?,
             })
-        },
-        device: if device.is_none() {
-            None
-        } else {
-            let part = Fields::of(&device, DEVICE)?;
-            Some(Device {
+        })?,
+        device: part(fields.get(14)?, DEVICE, |part| {
+            Ok(Device {
                 id: optional_text(part.get(0)?)?,
                 browser: optional_text(part.get(1)?)?,
                 browser_version: optional_text(part.get(2)?)?,
@@ -512,18 +507,19 @@ fn read<'py>(record: &Bound<'py, PyAny>, with_integrity: bool) -> Read<Record<'p
                 os_version: optional_text(part.get(4)?)?,
                 device: optional_text(part.get(5)?)?,
             })
-        },
-        integrity: if !with_integrity || integrity.is_none() {
-            None
+        })?,
+        integrity: if with_integrity {
+            part(fields.get(15)?, INTEGRITY, |part| {
+                Ok(Integrity {
+                    origin: text(part.get(0)?)?,
+                    writer: text(part.get(1)?)?,
+                    seq: int(part.get(2)?)?,
+                    prev: text(part.get(3)?)?,
+                    hash: optional_text(part.get(4)?)?,
+                })
+            })?
         } else {
-            let part = Fields::of(&integrity, INTEGRITY)?;
-            Some(Integrity {
-                origin: text(part.get(0)?)?,
-                writer: text(part.get(1)?)?,
-                seq: int(part.get(2)?)?,
-                prev: text(part.get(3)?)?,
-                hash: optional_text(part.get(4)?)?,
-            })
+            None
         },
     })
 }
@@ -688,14 +684,6 @@ fn canonical(
     Ok(())
 }
 
-fn ecs_outcome(outcome: &str) -> Read<&'static str> {
-    match outcome {
-        "success" => Ok("success"),
-        "failure" | "error" => Ok("failure"),
-        _ => Err(Decline),
-    }
-}
-
 /// A tuple of text as a JSON list.
 fn put_names(out: &mut Vec<u8>, names: &Bound<'_, PyTuple>) -> Read<()> {
     out.push(b'[');
@@ -790,6 +778,8 @@ struct Documents {
     namespace: String,
     dataset: String,
     schema_version: i64,
+    /// A record's outcome → `event.outcome` (three pairs: a list beats hashing).
+    outcomes: Vec<(String, String)>,
 }
 
 impl Documents {
@@ -821,7 +811,12 @@ impl Documents {
         category: &Bound<'_, PyTuple>,
         kind: &Bound<'_, PyTuple>,
     ) -> Read<()> {
-        let outcome = ecs_outcome(utf8(&record.outcome))?;
+        let outcome = utf8(&record.outcome);
+        let (_, outcome) = self
+            .outcomes
+            .iter()
+            .find(|(ours, _)| ours == outcome)
+            .ok_or(Decline)?;
         let mut doc = Object::open(out);
         {
             let out = doc.key("@timestamp");
@@ -965,8 +960,7 @@ impl Documents {
             }
         }
         {
-            let namespace = self.namespace.clone();
-            let mut own = Object::open(doc.key(&namespace));
+            let mut own = Object::open(doc.key(&self.namespace));
             put_int(own.key("schema_version"), self.schema_version);
             own.text("category", &record.category);
             own.text("outcome", &record.outcome);
@@ -1012,12 +1006,19 @@ impl Documents {
 #[pymethods]
 impl Documents {
     #[new]
-    fn new(ecs_version: String, namespace: String, dataset: String, schema_version: i64) -> Self {
+    fn new(
+        ecs_version: String,
+        namespace: String,
+        dataset: String,
+        schema_version: i64,
+        outcomes: HashMap<String, String>,
+    ) -> Self {
         Documents {
             ecs_version,
             namespace,
             dataset,
             schema_version,
+            outcomes: outcomes.into_iter().collect(),
         }
     }
 

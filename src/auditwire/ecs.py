@@ -61,7 +61,7 @@ _NATIVE = for_records(AuditRecord, *PART_TYPES.values())
 NATIVE_DOCUMENTS: Documents | None = (
     None
     if _NATIVE is None
-    else _NATIVE.Documents(ECS_VERSION, NAMESPACE, EVENT_DATASET, SCHEMA_VERSION)
+    else _NATIVE.Documents(ECS_VERSION, NAMESPACE, EVENT_DATASET, SCHEMA_VERSION, _ECS_OUTCOME)
 )
 
 

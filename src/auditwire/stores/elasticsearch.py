@@ -208,13 +208,13 @@ class ElasticsearchStore:
     def encode(self, record: AuditRecord) -> bytes:
         """The ``create`` action and ECS document of one record, as two NDJSON lines (written
         by the native encoder when it covers the record: the same bytes)."""
-        import orjson
-
         index = write_index(self.prefix, record.timestamp, self.partitioning)
         if NATIVE_DOCUMENTS is not None:
             entry = NATIVE_DOCUMENTS.entry(record, index, *classification(record, self.catalog))
             if entry is not None:
                 return entry
+        import orjson
+
         action = {"create": {"_index": index, "_id": record.id}}
         return orjson.dumps(action) + b"\n" + orjson.dumps(to_ecs(record, self.catalog))
 
